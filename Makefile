@@ -1,0 +1,43 @@
+# Everything a fresh machine needs: `make demo` and `make test` each run `setup` first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= demo-out
+# Run as root on Debian/Ubuntu -> libvlfeat-dev is installed for the VLFeat backend;
+# elsewhere the OpenCV backend serves and a one-line notice says so.
+APT := $(shell command -v apt-get 2>/dev/null)
+ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, pinned here only (the package itself declares a range): a local CPU build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q numpy Cython
+	@if [ -n "$(APT)" ] && [ -n "$(ROOT)" ] && ! [ -f /usr/include/vl/dsift.h ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvlfeat-dev) \
+		|| echo "notice: libvlfeat-dev could not be installed; the opencv backend will serve"; fi
+	@if [ -f /usr/include/vl/dsift.h ]; then \
+		$(PIP) install -q --no-build-isolation "cyvlfeat>=0.7" \
+		|| echo "notice: cyvlfeat failed to build; the opencv backend will serve"; \
+	else echo "notice: VLFeat headers not found; cyvlfeat skipped, the opencv backend will serve"; fi
+	$(PIP) install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m bowlrp.demo --out $(DEMO_OUT)
+
+test: setup
+	$(PY) -m pytest -q -ra
+
+bench: setup
+	$(PY) -m benchmarks.run --out benchmarks/results/latest.json
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
