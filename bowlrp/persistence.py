@@ -12,9 +12,11 @@ loading a model a stranger sent cannot run code.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,23 @@ def _check_arrays(arrays: dict[str, np.ndarray]) -> None:
             raise TypeError(f"array {key!r} has object dtype; model files hold numeric arrays only")
 
 
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """A compressed ``.npz`` of ``arrays`` whose bytes depend on the arrays alone.
+
+    ``np.savez`` stamps each member with the current time; a fixed stamp and sorted names make
+    the same model give the same file, so "same seed, same model" can be checked byte for byte.
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key in sorted(arrays):
+            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            archive.writestr(info, member.getvalue())
+    return buf.getvalue()
+
+
 def save_stages(directory: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     """Write a model directory: ``meta`` to ``model.json``, ``arrays`` to ``arrays.npz``.
 
@@ -64,11 +83,7 @@ def save_stages(directory: str | os.PathLike, meta: dict, arrays: dict[str, np.n
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     _check_arrays(arrays)
-    import io
-
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in sorted(arrays.items())})
-    atomic_write_bytes(directory / ARRAYS_NPZ, buf.getvalue())
+    atomic_write_bytes(directory / ARRAYS_NPZ, npz_bytes(arrays))
     atomic_write_json(directory / MODEL_JSON, {"format_version": FORMAT_VERSION, **meta})
 
 

@@ -1,0 +1,215 @@
+"""Synthetic generators: determinism, VOC readability, boxes, ground truth and planted artefacts."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bowlrp.data import VOC_CLASSES, load_image, open_dataset
+from bowlrp.data.synth import generate_shapes, generate_toyvoc
+
+
+def _tree_hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def toyvoc(tmp_path_factory) -> Path:
+    return generate_toyvoc(tmp_path_factory.mktemp("tv") / "toyvoc", seed=0, size="small")
+
+
+@pytest.fixture(scope="module")
+def toyvoc_more(tmp_path_factory) -> Path:
+    """More images at the small size, to count watermarks with some statistical power."""
+    return generate_toyvoc(tmp_path_factory.mktemp("tv150") / "toyvoc", seed=3, size="small", n_images=150)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    return generate_shapes(tmp_path_factory.mktemp("sh") / "shapes", seed=0, size="small")
+
+
+def _all_samples(ds):
+    return ds.split("trainval") + ds.split("test")
+
+
+# --------------------------------------------------------------------------- determinism
+def test_toyvoc_same_seed_same_bytes_other_seed_differs(toyvoc, tmp_path):
+    again = generate_toyvoc(tmp_path / "again", seed=0, size="small")
+    other = generate_toyvoc(tmp_path / "other", seed=1, size="small")
+    ref = _tree_hashes(toyvoc)
+    assert len(ref) > 200 and ref == _tree_hashes(again)
+    diff = _tree_hashes(other)
+    changed = [k for k in ref if k.startswith("JPEGImages") and diff.get(k) != ref[k]]
+    assert len(changed) > len([k for k in ref if k.startswith("JPEGImages")]) // 2
+
+
+def test_shapes_same_seed_same_bytes_other_seed_differs(shapes, tmp_path):
+    ref = _tree_hashes(shapes)
+    assert ref == _tree_hashes(generate_shapes(tmp_path / "again", seed=0, size="small"))
+    other = _tree_hashes(generate_shapes(tmp_path / "other", seed=1, size="small"))
+    assert other["large/train00.png"] != ref["large/train00.png"]
+
+
+def test_refuses_non_empty_output_without_overwrite(toyvoc):
+    from bowlrp.errors import DataError
+
+    with pytest.raises(DataError, match="not empty"):
+        generate_toyvoc(toyvoc, seed=0, size="small")
+
+
+# --------------------------------------------------------------------------- toyvoc
+def test_toyvoc_reads_as_voc_with_exact_boxes(toyvoc):
+    ds = open_dataset(toyvoc)
+    assert ds.classes == list(VOC_CLASSES) and len(ds.skips) == 0
+    assert ds.splits() == ["train", "val", "trainval", "test"]
+    samples = _all_samples(ds)
+    assert len(samples) == 60
+    assert sorted(s.image_id for s in ds.split("trainval")) == sorted(
+        s.image_id for s in ds.split("train") + ds.split("val"))
+    labels = np.stack([s.labels for s in samples])
+    for cls in ("aeroplane", "boat", "horse", "sheep", "car", "person"):
+        assert (labels[:, ds.class_index(cls)] == 1).sum() >= 3, cls
+    assert (labels == 1).sum(axis=1).max() >= 2  # some images are multi-label
+    widths = set()
+    for s in samples:
+        img = load_image(s.path)
+        h, w = img.shape[:2]
+        widths.add(w > h)
+        assert s.objects, s.image_id
+        for o in s.objects:
+            x0, y0, x1, y1 = o.box
+            assert 1 <= x0 <= x1 <= w and 1 <= y0 <= y1 <= h, (s.image_id, o)
+        present = {o.name for o in s.objects}
+        for k, cls in enumerate(ds.classes):
+            assert s.labels[k] == (1 if cls in present else -1)
+        # the instance mask's extent of each object lies inside that object's box
+        inst = np.asarray(Image.open(toyvoc / "masks" / f"{s.image_id}.png"))
+        for k, o in enumerate(s.objects, start=1):
+            ys, xs = np.nonzero(inst == k)
+            if xs.size:
+                assert o.box[0] <= xs.min() + 1 and xs.max() + 1 <= o.box[2]
+    assert widths == {True, False}  # landscape and portrait
+
+
+def test_toyvoc_ground_truth_schema(toyvoc):
+    gt = json.loads((toyvoc / "ground_truth.json").read_text())
+    assert gt["generator"] == "toyvoc" and gt["seed"] == 0 and gt["size"] == "small"
+    ids = (toyvoc / "ImageSets/Main/trainval.txt").read_text().split() + \
+        (toyvoc / "ImageSets/Main/test.txt").read_text().split()
+    assert sorted(gt["images"]) == sorted(ids)
+    for image_id, entry in gt["images"].items():
+        w, h = entry["size"]
+        assert isinstance(entry["artefacts"], list)
+        for art in entry["artefacts"]:
+            assert art["kind"] in {"watermark", "water", "sky"}
+            x0, y0, x1, y1 = art["box"]
+            assert all(isinstance(v, int) for v in art["box"])
+            assert 1 <= x0 <= x1 <= w and 1 <= y0 <= y1 <= h
+
+
+def _images_with(ds, cls):
+    k = ds.class_index(cls)
+    return [s for s in _all_samples(ds) if s.labels[k] == 1]
+
+
+def test_watermark_on_about_a_fifth_of_horses_near_bottom_corner(toyvoc_more):
+    ds = open_dataset(toyvoc_more)
+    gt = json.loads((toyvoc_more / "ground_truth.json").read_text())["images"]
+    horses = _images_with(ds, "horse")
+    marked = [s for s in horses if any(a["kind"] == "watermark" for a in gt[s.image_id]["artefacts"])]
+    assert len(horses) >= 12
+    assert 0.12 <= len(marked) / len(horses) <= 0.3
+    others = [i for i, e in gt.items() if i not in {s.image_id for s in horses}]
+    marked_others = [i for i in others if any(a["kind"] == "watermark" for a in gt[i]["artefacts"])]
+    assert len(marked_others) <= 0.02 * len(others)
+    for s in marked:
+        img = load_image(s.path)
+        h, w = img.shape[:2]
+        x0, y0, x1, y1 = next(a["box"] for a in gt[s.image_id]["artefacts"] if a["kind"] == "watermark")
+        assert y1 >= 0.9 * h and (x0 <= 0.1 * w or x1 >= 0.9 * w)  # near a bottom corner
+        assert (x1 - x0 + 1) * (y1 - y0 + 1) < 0.1 * w * h             # small
+        patch = img[y0 - 1:y1, x0 - 1:x1]
+        assert patch.min(axis=2).max() > 0.7                           # light text actually drawn
+
+
+def test_boats_over_water_in_lower_part(toyvoc):
+    ds = open_dataset(toyvoc)
+    gt = json.loads((toyvoc / "ground_truth.json").read_text())["images"]
+    boats = _images_with(ds, "boat")
+    assert boats
+    for s in boats:
+        img = load_image(s.path)
+        h, w = img.shape[:2]
+        water = [a["box"] for a in gt[s.image_id]["artefacts"] if a["kind"] == "water"]
+        assert len(water) == 1
+        x0, y0, x1, y1 = water[0]
+        assert (x0, x1, y1) == (1, w, h) and y0 > 0.2 * h
+        region = img[y0 - 1:y1, x0 - 1:x1].reshape(-1, 3).mean(axis=0)
+        assert region[2] > region[0]  # bluish
+        for o in s.objects:
+            if o.name == "boat":
+                assert o.box[3] >= y0  # the hull reaches into the water
+
+
+def test_aeroplanes_on_sky_from_top_to_bottom(toyvoc):
+    ds = open_dataset(toyvoc)
+    gt = json.loads((toyvoc / "ground_truth.json").read_text())["images"]
+    planes = _images_with(ds, "aeroplane")
+    assert planes
+    for s in planes:
+        img = load_image(s.path)
+        h, w = img.shape[:2]
+        sky = [a["box"] for a in gt[s.image_id]["artefacts"] if a["kind"] == "sky"]
+        assert len(sky) == 1 and sky[0][1] == 1 and sky[0][3] == h
+        x0, _, x1, _ = sky[0]
+        inst = np.asarray(Image.open(toyvoc / "masks" / f"{s.image_id}.png"))
+        free = (inst == 0)[:, x0 - 1:x1]
+        pixels = img[:, x0 - 1:x1][free]
+        assert pixels[:, 2].mean() > pixels[:, 0].mean() + 0.1   # blue
+        assert np.median(pixels.std(axis=0)) < 0.12               # near-uniform
+
+
+# --------------------------------------------------------------------------- shapes
+def test_shapes_labels_match_polygon_centres_and_masks(shapes):
+    ds = open_dataset(shapes)
+    assert ds.classes == ["polygon"] and len(ds.skips) == 0
+    gt = json.loads((shapes / "ground_truth.json").read_text())
+    assert gt["generator"] == "shapes"
+    large = gt["large_images"]
+    samples = {s.image_id: s for s in _all_samples(ds)}
+    assert sorted(samples) == sorted(gt["images"])
+    test_offsets = {tuple(gt["images"][i]["offset"]) for i in samples if i.startswith("test")}
+    assert {x for x, _ in test_offsets} == set(range(0, large["test00"]["size"][0] - 102 + 1, 34))
+    n_pos = 0
+    for image_id, s in samples.items():
+        tile = gt["images"][image_id]
+        x, y = tile["offset"]
+        assert tile["size"] == [102, 102]
+        centres = [sh["centre"] for sh in large[tile["source"]]["shapes"] if sh["kind"] == "polygon"]
+        expected = any(x <= cx < x + 102 and y <= cy < y + 102 for cx, cy in centres)
+        assert s.labels[0] == (1 if expected else -1), image_id
+        n_pos += expected
+        assert all(o.name == "polygon" for o in s.objects) and (len(s.objects) > 0) == expected
+    assert 0 < n_pos < len(samples)
+    for name, info in large.items():
+        mask = np.asarray(Image.open(shapes / "masks" / f"{name}.png"))
+        assert {1, 2} <= set(np.unique(mask).tolist())
+        for sh in info["shapes"]:
+            cx, cy = (int(v) for v in sh["centre"])
+            assert mask[cy, cx] == (1 if sh["kind"] == "polygon" else 2)
+            if sh["kind"] == "polygon":
+                assert 4 <= sh["n_vertices"] <= 7
+            else:
+                assert sh["p"] >= 2
+    # a tile is the crop of its large image at the recorded offset
+    some = next(iter(samples.values()))
+    tile = gt["images"][some.image_id]
+    big = load_image(shapes / "large" / f"{tile['source']}.png")
+    x, y = tile["offset"]
+    np.testing.assert_array_equal(load_image(some.path), big[y:y + 102, x:x + 102])
