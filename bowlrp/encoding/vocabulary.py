@@ -1,0 +1,444 @@
+"""Vocabularies learned on a sample of local descriptors (SPEC §3.2).
+
+* :func:`sample_rows` draws the training sample (uniform over all descriptors of all images);
+* :class:`PcaProjection` reduces SIFT (128-d) to ``n_components`` dims (80 in the VOC FV setup);
+* :class:`GmmVocabulary` is the diagonal-covariance GMM ``{(pi_k, mu_k, sigma_k^2)}`` of the
+  Fisher vector (dissertation Section 4.2), with numerically stable posteriors ``gamma_k(l)``;
+* :class:`KMeansVocabulary` holds the k-means centres of the BoW encoders (Section 2.4.3).
+
+Every fitted stage follows the state protocol of :mod:`bowlrp.persistence`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelError
+
+# VLFeat (gmm.c) treats a mixture component with a prior below this as absent: its log
+# weight is -inf, so it gets no posterior mass, and vl_fisher leaves its block at zero.
+VL_GMM_MIN_PRIOR = 1e-6
+
+
+def sample_rows(blocks: list[np.ndarray], max_rows: int, random_state) -> np.ndarray:
+    """A uniform random sample of rows drawn from a list of row blocks, without replacement.
+
+    Parameters
+    ----------
+    blocks : list of (n_i, D) arrays
+        E.g. the descriptors of each training image. Never concatenated in full.
+    max_rows : int
+        Sample size; when the blocks hold fewer rows, all rows are returned.
+    random_state : int or numpy.random.Generator
+        Seed; the same seed and blocks give the same sample.
+
+    Returns
+    -------
+    (min(max_rows, sum n_i), D) array
+        Rows in their original order (block by block), dtype of the blocks.
+    """
+    blocks = [np.asarray(b) for b in blocks]
+    blocks = [b.reshape(len(b), -1) for b in blocks]
+    if not blocks:
+        raise ValueError("sample_rows needs at least one block")
+    width = {b.shape[1] for b in blocks if len(b)}
+    if len(width) > 1:
+        raise ValueError(f"blocks have different row widths {sorted(width)}")
+    n_cols = width.pop() if width else blocks[0].shape[1]
+    dtype = np.result_type(*blocks)
+    sizes = np.array([len(b) for b in blocks], dtype=np.int64)
+    total = int(sizes.sum())
+    if max_rows < 0:
+        raise ValueError("max_rows must be >= 0")
+    if total <= max_rows:
+        return np.concatenate(blocks, axis=0).astype(dtype, copy=False)
+    rng = np.random.default_rng(random_state)
+    chosen = np.sort(rng.choice(total, size=int(max_rows), replace=False))
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    which = np.searchsorted(starts, chosen, side="right") - 1
+    out = np.empty((len(chosen), n_cols), dtype=dtype)
+    for b in np.unique(which):
+        sel = which == b
+        out[sel] = blocks[b][chosen[sel] - starts[b]]
+    return out
+
+
+def _check_fitted(obj, attr: str) -> None:
+    if getattr(obj, attr, None) is None:
+        raise ModelError(f"{type(obj).__name__} is not fitted; call fit() first")
+
+
+def _as_2d_float32(X, name: str = "X") -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-d array (N, D), got shape {X.shape}")
+    return X
+
+
+class PcaProjection:
+    """Linear projection onto the leading principal components (no whitening).
+
+    ``transform(X) = (X - mean_) @ components_.T``, computed in float32.
+
+    Parameters
+    ----------
+    n_components : int
+        Output dimension (80 for the VOC Fisher-vector setup).
+    random_state : int
+        Seed for scikit-learn's randomised SVD, used on large inputs.
+
+    Attributes
+    ----------
+    mean_ : (D_in,) float32
+    components_ : (n_components, D_in) float32, orthonormal rows
+    explained_variance_ : (n_components,) float32
+    """
+
+    def __init__(self, n_components: int = 80, random_state: int = 0):
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray) -> "PcaProjection":
+        """Fit on descriptors ``X`` (N, D_in), N >= n_components."""
+        from sklearn.decomposition import PCA
+
+        X = _as_2d_float32(X)
+        if self.n_components > min(X.shape):
+            raise ValueError(f"n_components={self.n_components} exceeds min(N, D) = {min(X.shape)}")
+        pca = PCA(n_components=self.n_components, whiten=False, random_state=self.random_state)
+        pca.fit(X.astype(np.float64))
+        self.mean_ = pca.mean_.astype(np.float32)
+        self.components_ = pca.components_.astype(np.float32)
+        self.explained_variance_ = pca.explained_variance_.astype(np.float32)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Project ``X`` (N, D_in) to (N, n_components) float32."""
+        _check_fitted(self, "components_")
+        X = _as_2d_float32(X)
+        return (X - self.mean_) @ self.components_.T
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        _check_fitted(self, "components_")
+        meta = {"n_components": int(self.n_components), "random_state": self.random_state}
+        arrays = {"mean": self.mean_, "components": self.components_, "explained_variance": self.explained_variance_}
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "PcaProjection":
+        obj = cls(n_components=int(meta["n_components"]), random_state=meta.get("random_state", 0))
+        obj.mean_ = np.asarray(arrays["mean"], dtype=np.float32)
+        obj.components_ = np.asarray(arrays["components"], dtype=np.float32)
+        obj.explained_variance_ = np.asarray(arrays["explained_variance"], dtype=np.float32)
+        return obj
+
+
+class GmmVocabulary:
+    """Gaussian mixture with diagonal covariances, the soft vocabulary of the Fisher vector.
+
+    ``p(l) = sum_k pi_k N(l | mu_k, diag(sigma_k^2))`` over D-dimensional (PCA-reduced)
+    descriptors ``l``.
+
+    Parameters
+    ----------
+    n_components : int
+        K, the number of Gaussians (256 in the VOC setup).
+    max_iter : int
+        EM iterations at most.
+    random_state : int
+        Seed of the k-means initialisation.
+    backend : "sklearn" or "vlfeat"
+        ``"sklearn"``: :class:`sklearn.mixture.GaussianMixture` (``covariance_type="diag"``,
+        k-means init). ``"vlfeat"``: VLFeat's EM through cyvlfeat, started from the same
+        seeded scikit-learn k-means solution (VLFeat's own initialisers draw from a global
+        random state and would not be reproducible), with variances floored at
+        ``1e-4 * max_r var(X[:, r])`` (our choice), run on one thread (reproducibility).
+
+    Attributes
+    ----------
+    means_ : (K, D) float32
+        ``mu_k``.
+    variances_ : (K, D) float32
+        ``sigma_k^2`` (variances, not standard deviations).
+    weights_ : (K,) float32
+        Mixture weights ``pi_k``, summing to 1.
+    """
+
+    def __init__(self, n_components: int = 256, max_iter: int = 100, random_state: int = 0, backend: str = "sklearn"):
+        self.n_components = n_components
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.backend = backend
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(self, X: np.ndarray) -> "GmmVocabulary":
+        """Fit on descriptors ``X`` (N, D), N >= n_components."""
+        X = _as_2d_float32(X)
+        if len(X) < self.n_components:
+            raise ValueError(f"need at least n_components={self.n_components} descriptors, got {len(X)}")
+        if self.backend == "sklearn":
+            self._fit_sklearn(X)
+        elif self.backend == "vlfeat":
+            self._fit_vlfeat(X)
+        else:
+            raise ValueError(f"unknown GMM backend {self.backend!r}; use 'sklearn' or 'vlfeat'")
+        return self
+
+    def _fit_sklearn(self, X: np.ndarray) -> None:
+        from sklearn.mixture import GaussianMixture
+
+        gm = GaussianMixture(
+            n_components=self.n_components,
+            covariance_type="diag",
+            max_iter=self.max_iter,
+            random_state=self.random_state,
+        ).fit(X.astype(np.float64))
+        self.means_ = gm.means_.astype(np.float32)
+        self.variances_ = gm.covariances_.astype(np.float32)
+        self.weights_ = gm.weights_.astype(np.float32)
+
+    def _fit_vlfeat(self, X: np.ndarray) -> None:
+        from sklearn.cluster import KMeans
+
+        try:
+            # cyvlfeat.gmm.gmm rejects custom initial parameters (it tests arrays for truth),
+            # so call its compiled core directly.
+            from cyvlfeat.gmm.cygmm import cy_gmm
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise ModelError(f"GMM backend 'vlfeat' needs cyvlfeat ({exc})") from None
+        k, d = self.n_components, X.shape[1]
+        km = KMeans(n_clusters=k, n_init=1, random_state=self.random_state).fit(X)
+        labels = km.labels_
+        counts = np.bincount(labels, minlength=k).astype(np.float64)
+        floor = 1e-4 * float(X.var(axis=0).max())
+        means = km.cluster_centers_.astype(np.float32)
+        variances = np.empty((k, d), dtype=np.float32)
+        for j in range(k):
+            members = X[labels == j]
+            variances[j] = members.var(axis=0) if len(members) > 1 else X.var(axis=0)
+        variances = np.maximum(variances, floor).astype(np.float32)
+        priors = (counts / counts.sum()).astype(np.float32)
+        from cyvlfeat.generic.generic import get_max_threads, set_num_threads
+
+        # VLFeat's M-step sums per-thread partial results in whatever order the OpenMP threads
+        # finish, so the fit is only reproducible single-threaded.
+        threads = get_max_threads()
+        set_num_threads(1)
+        try:
+            out = cy_gmm(
+                np.ascontiguousarray(X), k, int(self.max_iter), b"custom", 1, 0,
+                covariance_bound=np.full(d, floor, dtype=np.float32),
+                init_priors=priors, init_means=np.ascontiguousarray(means), init_covars=np.ascontiguousarray(variances),
+            )
+        finally:
+            set_num_threads(threads)
+        self.means_ = np.asarray(out[0], dtype=np.float32)
+        self.variances_ = np.asarray(out[1], dtype=np.float32)
+        self.weights_ = np.asarray(out[2], dtype=np.float32)
+
+    # -- inference ---------------------------------------------------------------------
+    def log_joint(self) -> "LogJoint":
+        """Precomputed GEMM form of ``log(pi_k N(l | mu_k, sigma_k^2))`` (see :class:`LogJoint`)."""
+        _check_fitted(self, "means_")
+        return LogJoint(self.means_, self.variances_, self.weights_)
+
+    def posteriors(self, X: np.ndarray) -> np.ndarray:
+        """Soft assignments ``gamma_k(l) = pi_k N(l|k) / sum_j pi_j N(l|j)``.
+
+        One float32 GEMM ``[l', l'^2] @ [B; A]`` and a log-sum-exp per row (the few
+        ill-conditioned components from explicit differences, see :class:`LogJoint`);
+        no loop over descriptors.
+
+        Parameters
+        ----------
+        X : (N, D) float
+            Descriptors in the GMM's space (after PCA).
+
+        Returns
+        -------
+        (N, K) float32
+            Rows sum to 1.
+        """
+        return self.log_joint().posteriors(_as_2d_float32(X))
+
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        _check_fitted(self, "means_")
+        meta = {
+            "n_components": int(self.n_components),
+            "max_iter": int(self.max_iter),
+            "random_state": self.random_state,
+            "backend": self.backend,
+        }
+        return meta, {"means": self.means_, "variances": self.variances_, "weights": self.weights_}
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "GmmVocabulary":
+        obj = cls(
+            n_components=int(meta["n_components"]),
+            max_iter=int(meta.get("max_iter", 100)),
+            random_state=meta.get("random_state", 0),
+            backend=meta.get("backend", "sklearn"),
+        )
+        obj.means_ = np.asarray(arrays["means"], dtype=np.float32)
+        obj.variances_ = np.asarray(arrays["variances"], dtype=np.float32)
+        obj.weights_ = np.asarray(arrays["weights"], dtype=np.float32)
+        if obj.means_.shape != obj.variances_.shape or obj.weights_.shape != obj.means_.shape[:1]:
+            raise ModelError("GMM state arrays have inconsistent shapes")
+        return obj
+
+    @classmethod
+    def from_parameters(cls, means: np.ndarray, variances: np.ndarray, weights: np.ndarray) -> "GmmVocabulary":
+        """A vocabulary with given parameters (e.g. a GMM trained elsewhere)."""
+        return cls.from_state(
+            {"n_components": int(np.shape(means)[0])},
+            {"means": means, "variances": variances, "weights": weights},
+        )
+
+
+# A component whose quadratic form is badly conditioned in float32 is evaluated in float64.
+# Expanding sum_r (l_r - mu_kr)^2 / s_kr around a common origin costs about
+# cond_k = sum_r mu'_kr^2 / s_kr in relative float32 precision (eps ~ 6e-8); 1000 keeps the
+# log-density error below ~1e-4. Real SIFT data needs this: low-contrast descriptors are zeroed,
+# all map to one PCA point, and the GMM puts a near-zero-variance component there (cond ~ 1e11).
+FLOAT32_MAX_CONDITION = 1000.0
+
+
+class LogJoint:
+    """``log(pi_k N(l | mu_k, diag(s_k)))`` for all k, evaluated as one GEMM.
+
+    With ``l' = l - center`` and ``center = sum_k pi_k mu_k`` (keeps ``l'`` and ``mu'`` small)::
+
+        log_joint(l)_k = [l', l'^2] @ W[:, k] + c[k],    W = [B; A]  (2D, K)
+        A[r, k] = -1 / (2 s_kr)
+        B[r, k] = mu'_kr / s_kr                      (mu' = mu - center)
+        c[k]    = log pi_k - 1/2 sum_r (mu'_kr^2 / s_kr + log(2 pi s_kr))
+
+    Components with ``pi_k < 1e-6`` get ``c[k] = -inf`` (VLFeat's convention: no posterior
+    mass). Components whose ``cond_k = sum_r mu'_kr^2 / s_kr`` exceeds
+    :data:`FLOAT32_MAX_CONDITION` (``exact``; typically a handful) are evaluated instead from
+    explicit differences ``(l - mu_k)^2 / s_k``, which do not cancel.
+
+    Parameters
+    ----------
+    means, variances : (K, D) arrays; weights : (K,) array
+    """
+
+    def __init__(self, means: np.ndarray, variances: np.ndarray, weights: np.ndarray):
+        var = np.asarray(variances, dtype=np.float64)
+        w = np.asarray(weights, dtype=np.float64)
+        self.means = np.asarray(means, dtype=np.float64)
+        self.center = w @ self.means
+        mu = self.means - self.center
+        inv = 1.0 / var
+        with np.errstate(divide="ignore"):
+            logw = np.where(w >= VL_GMM_MIN_PRIOR, np.log(np.maximum(w, 1e-300)), -np.inf)
+        self.W = np.vstack([(mu * inv).T, (-0.5 * inv).T]).astype(np.float32)
+        self.c = (logw - 0.5 * np.sum(mu * mu * inv + np.log(2.0 * np.pi * var), axis=1)).astype(np.float32)
+        self.exact = np.flatnonzero(np.sum(mu * mu * inv, axis=1) > FLOAT32_MAX_CONDITION)
+        self._exact_means = self.means[self.exact].astype(np.float32)
+        self._exact_inv = inv[self.exact].astype(np.float32)
+        self._exact_c = (logw[self.exact] - 0.5 * np.sum(np.log(2.0 * np.pi * var[self.exact]), axis=1)).astype(np.float32)
+
+    def log_joint(self, X: np.ndarray) -> np.ndarray:
+        """``log(pi_k N(l | k))`` of descriptors ``X`` (N, D), (N, K) float32."""
+        X = np.asarray(X, dtype=np.float32)
+        n, d = X.shape
+        Z = np.empty((n, 2 * d), dtype=np.float32)
+        np.subtract(X, self.center.astype(np.float32), out=Z[:, :d])
+        np.square(Z[:, :d], out=Z[:, d:])
+        logp = Z @ self.W
+        logp += self.c
+        if len(self.exact):
+            # explicit differences do not cancel, so float32 suffices here
+            block = max(1, 8_000_000 // max(n * d, 1))  # keeps the (N, block, D) temporary near 32 MB
+            for start in range(0, len(self.exact), block):
+                sel = slice(start, start + block)
+                diff = X[:, None, :] - self._exact_means[sel]
+                np.square(diff, out=diff)
+                diff *= self._exact_inv[sel]
+                logp[:, self.exact[sel]] = self._exact_c[sel] - 0.5 * diff.sum(axis=2)
+        return logp
+
+    def posteriors(self, X: np.ndarray) -> np.ndarray:
+        """Row-wise softmax of :meth:`log_joint` (max subtracted first), (N, K) float32."""
+        logp = self.log_joint(X)
+        logp -= logp.max(axis=1, keepdims=True)
+        np.exp(logp, out=logp)
+        logp /= logp.sum(axis=1, keepdims=True)
+        return logp
+
+
+class KMeansVocabulary:
+    """k-means visual words (scikit-learn :class:`~sklearn.cluster.KMeans`).
+
+    Parameters
+    ----------
+    n_clusters : int
+        Number of visual words K.
+    random_state : int
+        Seed of the k-means++ initialisation.
+    max_iter : int
+        Lloyd iterations at most.
+    n_init : int
+        Restarts; the run with the lowest inertia is kept.
+
+    Attributes
+    ----------
+    centers_ : (K, D) float32
+    """
+
+    def __init__(self, n_clusters: int = 128, random_state: int = 0, max_iter: int = 300, n_init: int = 1):
+        self.n_clusters = n_clusters
+        self.random_state = random_state
+        self.max_iter = max_iter
+        self.n_init = n_init
+
+    def fit(self, X: np.ndarray) -> "KMeansVocabulary":
+        """Fit on descriptors ``X`` (N, D), N >= n_clusters."""
+        from sklearn.cluster import KMeans
+
+        X = _as_2d_float32(X)
+        km = KMeans(
+            n_clusters=self.n_clusters, random_state=self.random_state, max_iter=self.max_iter, n_init=self.n_init
+        ).fit(X)
+        self.centers_ = km.cluster_centers_.astype(np.float32)
+        return self
+
+    def squared_distances(self, X: np.ndarray) -> np.ndarray:
+        """Squared Euclidean distances ``||l - c_k||^2``, (N, K) float64.
+
+        Computed in float64 (one GEMM) because the BoW encoders rank these distances and
+        float32 rounding would reorder near-ties differently from an exact computation.
+        """
+        _check_fitted(self, "centers_")
+        X = _as_2d_float32(X).astype(np.float64)
+        C = self.centers_.astype(np.float64)
+        d = np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * (X @ C.T) + np.einsum("ij,ij->i", C, C)[None, :]
+        return np.maximum(d, 0.0, out=d)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Index of the nearest centre, (N,) int64 (lowest index on exact ties)."""
+        return np.argmin(self.squared_distances(X), axis=1).astype(np.int64)
+
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        _check_fitted(self, "centers_")
+        meta = {
+            "n_clusters": int(self.n_clusters),
+            "random_state": self.random_state,
+            "max_iter": int(self.max_iter),
+            "n_init": int(self.n_init),
+        }
+        return meta, {"centers": self.centers_}
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "KMeansVocabulary":
+        obj = cls(
+            n_clusters=int(meta["n_clusters"]),
+            random_state=meta.get("random_state", 0),
+            max_iter=int(meta.get("max_iter", 300)),
+            n_init=int(meta.get("n_init", 1)),
+        )
+        obj.centers_ = np.asarray(arrays["centers"], dtype=np.float32)
+        return obj
