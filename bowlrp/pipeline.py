@@ -1,0 +1,389 @@
+"""The BoW / Fisher-vector classification pipeline, end to end.
+
+Forward stages, in the order of Figure 2.11 of the dissertation::
+
+    image --DenseSift--> descriptors --PcaProjection--> reduced descriptors
+          --vocabulary + encoder--> BoW / Fisher vector  --kernel SVM--> f(x), one per class
+
+:class:`FeaturePipeline` holds the stages up to the image vector (what workers need),
+:class:`BowModel` adds the one-vs-rest SVM, the class names and the configuration, and is
+what ``bowlrp train`` writes and ``evaluate`` / ``predict`` read.
+
+With ``per_scale=True`` every SIFT scale gets its own projection, vocabulary and encoder
+(one *block* each) and the SVM uses a weighted sum of one kernel per block (Eq. 2.67), as in the
+shapes task of Section 2.4.3.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import platform
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import __version__
+from .data.images import load_image
+from .encoding import (FisherEncoder, GmmVocabulary, HardVqEncoder, KMeansVocabulary,
+                       PcaProjection, RankBowEncoder, SpatialPyramid)
+from .errors import BowlrpError, ImageError, ModelError, SkipLog
+from .features.descriptors import DescriptorSet
+from .features.dsift import DenseSift
+from .parallel import ItemResult, guarded, parallel_map
+from .persistence import load_stages, prefixed, save_stages, unprefixed
+from .svm import KernelSum, OneVsRestSvm, make_kernel
+
+log = logging.getLogger(__name__)
+
+ENCODERS = ("fisher", "rankbow", "vq")
+
+
+@dataclass
+class PipelineConfig:
+    """Everything that defines a model before training; stored in the model's JSON.
+
+    Attributes
+    ----------
+    encoder : {"fisher", "rankbow", "vq"}
+    kernel : str
+        A kernel name of :func:`bowlrp.svm.make_kernel` (linear, hik, chi2, additive-chi2, rbf).
+    n_words : int
+        GMM components (fisher) or k-means words (rankbow, vq), per block.
+    pca_dims : int or None
+        Descriptor dimensions after PCA; None keeps the raw 128 SIFT dimensions.
+    bin_sizes, step, sift_backend, max_rows : dense SIFT parameters (SPEC §3.1).
+    per_scale : bool
+        One vocabulary and kernel per SIFT scale, kernels summed with equal weights.
+    pyramid : bool
+        Spatial pyramid 1×1 + 2×2 + 3×1 (8 cells) on top of the encoding.
+    max_descriptors : int
+        Size of the random descriptor sample the projection and vocabularies are fitted on.
+    C : float or None
+        SVM regularisation; None picks it per class on a validation split.
+    seed : int
+        Seed of every random choice (descriptor sample, vocabularies, validation split).
+    """
+
+    encoder: str = "fisher"
+    kernel: str = "linear"
+    n_words: int = 256
+    pca_dims: int | None = 80
+    bin_sizes: tuple[int, ...] = (4, 6, 8, 10)
+    step: int = 3
+    sift_backend: str = "auto"
+    max_rows: int = 480
+    per_scale: bool = False
+    pyramid: bool = True
+    pooling: str = "sum"
+    rank_p: float = 2.0
+    rank_n: int = 4
+    fisher_normalization: str = "enceval"
+    weight_gradient: bool = False
+    max_descriptors: int = 1_000_000
+    C: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise BowlrpError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
+        self.bin_sizes = tuple(int(b) for b in self.bin_sizes)
+        if self.n_words < 1:
+            raise BowlrpError("the vocabulary needs at least one word")
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["bin_sizes"] = list(self.bin_sizes)
+        return out
+
+    @classmethod
+    def from_json(cls, meta: dict) -> "PipelineConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in meta.items() if k in known})
+
+
+@dataclass
+class Block:
+    """One encoding block: the descriptors of some SIFT scales, projected and encoded."""
+
+    scales: list[int]
+    projection: PcaProjection | None
+    vocabulary: GmmVocabulary | KMeansVocabulary
+    encoder: FisherEncoder | RankBowEncoder | HardVqEncoder
+
+    def select(self, descriptors: DescriptorSet) -> DescriptorSet:
+        return descriptors.subset(np.isin(descriptors.scales, self.scales))
+
+    def encode(self, descriptors: DescriptorSet) -> np.ndarray:
+        """Image vector of this block, ``(encoder.dim,)`` float32."""
+        own = self.select(descriptors)
+        values = own.values if self.projection is None else self.projection.transform(own.values)
+        return self.encoder.encode(values, own.normalized_positions())
+
+
+@dataclass
+class FeaturePipeline:
+    """Image → feature vector: dense SIFT and one or more encoding blocks."""
+
+    sift: DenseSift
+    blocks: list[Block] = field(default_factory=list)
+
+    @property
+    def block_slices(self) -> list[slice]:
+        out, start = [], 0
+        for block in self.blocks:
+            out.append(slice(start, start + block.encoder.dim))
+            start += block.encoder.dim
+        return out
+
+    @property
+    def dim(self) -> int:
+        return sum(block.encoder.dim for block in self.blocks)
+
+    def descriptors(self, image: np.ndarray) -> DescriptorSet:
+        """Dense SIFT of an image; raises ImageError when it is too small for any descriptor."""
+        found = self.sift.extract(image)
+        if len(found) == 0:
+            rows, cols = image.shape[:2]
+            raise ImageError(f"image of {cols}x{rows} px is too small for one descriptor")
+        return found
+
+    def encode_descriptors(self, descriptors: DescriptorSet) -> np.ndarray:
+        return np.concatenate([block.encode(descriptors) for block in self.blocks]).astype(np.float32)
+
+    def encode_image(self, image: np.ndarray) -> np.ndarray:
+        return self.encode_descriptors(self.descriptors(image))
+
+    def encode_path(self, path: str | Path) -> np.ndarray:
+        return self.encode_image(load_image(path))
+
+
+# --- workers (module level so process and Dask backends can ship them) -------------------
+
+def _sample_descriptors(path: str, sift: DenseSift, groups: list[list[int]], per_image: int,
+                        seed: int) -> list[np.ndarray]:
+    found = sift.extract(load_image(path))
+    if len(found) == 0:
+        raise ImageError("image is too small for one descriptor")
+    # A per-file stream keeps the sample independent of worker count and order.
+    rng = np.random.default_rng([seed, *path.encode("utf-8")])
+    out = []
+    for scales in groups:
+        values = found.values[np.isin(found.scales, scales)]
+        take = min(per_image, len(values))
+        out.append(values[np.sort(rng.choice(len(values), size=take, replace=False))])
+    return out
+
+
+def _sample_worker(path: str, sift: DenseSift, groups: list[list[int]], per_image: int, seed: int) -> ItemResult:
+    return guarded(_sample_descriptors, path, path, sift, groups, per_image, seed)
+
+
+def _encode_worker(path: str, features: FeaturePipeline) -> ItemResult:
+    return guarded(features.encode_path, path, path)
+
+
+@dataclass
+class ParallelOptions:
+    """How dataset-scale work is spread: ``--n-jobs``, ``--backend``, ``--scheduler``."""
+
+    n_jobs: int = 1
+    backend: str = "loky"
+    scheduler: str | None = None
+    progress: bool = True
+
+
+def encode_files(features: FeaturePipeline, paths: Sequence[str | Path], skips: SkipLog,
+                 parallel: ParallelOptions | None = None, desc: str = "encoding") -> tuple[np.ndarray, np.ndarray]:
+    """Feature vectors of many image files.
+
+    Returns
+    -------
+    X : (n_ok, dim) float32
+        Vectors of the files that worked, in input order.
+    ok : (n,) bool
+        Which input files are in ``X``; the others were recorded in ``skips``.
+    """
+    parallel = parallel or ParallelOptions()
+    results = parallel_map(_encode_worker, [str(p) for p in paths], lambda p: (p, features),
+                           n_jobs=parallel.n_jobs, backend=parallel.backend,
+                           scheduler=parallel.scheduler, desc=desc, progress=parallel.progress)
+    ok = np.array([r.ok for r in results], dtype=bool)
+    for res in results:
+        if not res.ok:
+            skips.add(res.item, res.skip_reason)
+    X = np.stack([r.value for r in results if r.ok]) if ok.any() else np.zeros((0, features.dim), np.float32)
+    return X, ok
+
+
+def _make_block(config: PipelineConfig, scales: list[int], sample: np.ndarray, seed: int) -> Block:
+    projection = None
+    if config.pca_dims is not None and config.pca_dims < sample.shape[1]:
+        projection = PcaProjection(n_components=config.pca_dims, random_state=seed).fit(sample)
+        sample = projection.transform(sample)
+    pyramid = SpatialPyramid() if config.pyramid else None
+    if config.encoder == "fisher":
+        vocabulary = GmmVocabulary(n_components=config.n_words, random_state=seed).fit(sample)
+        encoder = FisherEncoder(vocabulary, pyramid=pyramid, normalization=config.fisher_normalization,
+                                weight_gradient=config.weight_gradient)
+    else:
+        vocabulary = KMeansVocabulary(n_clusters=config.n_words, random_state=seed).fit(sample)
+        if config.encoder == "rankbow":
+            encoder = RankBowEncoder(vocabulary, p=config.rank_p, n=config.rank_n, pyramid=pyramid,
+                                     pooling=config.pooling)
+        else:
+            encoder = HardVqEncoder(vocabulary, pyramid=pyramid, pooling=config.pooling)
+    return Block(scales=scales, projection=projection, vocabulary=vocabulary, encoder=encoder)
+
+
+def fit_features(config: PipelineConfig, paths: Sequence[str | Path], skips: SkipLog,
+                 parallel: ParallelOptions | None = None) -> FeaturePipeline:
+    """Fit projections and vocabularies on a descriptor sample drawn from ``paths``."""
+    parallel = parallel or ParallelOptions()
+    sift = DenseSift(bin_sizes=config.bin_sizes, step=config.step, backend=config.sift_backend,
+                     max_rows=config.max_rows)
+    scales = list(range(len(config.bin_sizes)))
+    groups = [[s] for s in scales] if config.per_scale else [scales]
+    per_image = max(1, math.ceil(config.max_descriptors / max(1, len(paths))))
+    results = parallel_map(_sample_worker, [str(p) for p in paths],
+                           lambda p: (p, sift, groups, per_image, config.seed),
+                           n_jobs=parallel.n_jobs, backend=parallel.backend, scheduler=parallel.scheduler,
+                           desc="sampling descriptors", progress=parallel.progress)
+    samples: list[list[np.ndarray]] = [[] for _ in groups]
+    for res in results:
+        if not res.ok:
+            skips.add(res.item, res.skip_reason)
+            continue
+        for g, values in enumerate(res.value):
+            samples[g].append(values)
+    blocks = []
+    for g, group in enumerate(groups):
+        sample = np.concatenate(samples[g]) if samples[g] else np.zeros((0, 128), np.float32)
+        if len(sample) < config.n_words:
+            raise BowlrpError(f"only {len(sample)} descriptors to fit a vocabulary of {config.n_words} words; "
+                              "use more images or a smaller --gmm-k / --vocab-size")
+        log.info("fitting vocabulary %d/%d on %d descriptors", g + 1, len(groups), len(sample))
+        blocks.append(_make_block(config, group, sample, config.seed + g))
+    return FeaturePipeline(sift=sift, blocks=blocks)
+
+
+def make_svm_kernel(config: PipelineConfig, features: FeaturePipeline):
+    """The SVM kernel: one kernel, or a sum of one kernel per block (Eq. 2.67)."""
+    if len(features.blocks) == 1:
+        return make_kernel(config.kernel)
+    n = len(features.blocks)
+    return KernelSum([make_kernel(config.kernel) for _ in range(n)], features.block_slices, [1.0 / n] * n)
+
+
+@dataclass
+class BowModel:
+    """A trained BoW / FV classifier: features, one SVM per class, and how it was made."""
+
+    config: PipelineConfig
+    features: FeaturePipeline
+    classifier: OneVsRestSvm
+    class_names: list[str]
+    training: dict = field(default_factory=dict)
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Scores f(x), ``(n, n_classes)`` float64."""
+        return self.classifier.decision_function(X)
+
+    def score_files(self, paths: Sequence[str | Path], skips: SkipLog,
+                    parallel: ParallelOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Class scores of image files: ``(n_ok, n_classes)`` and the ok mask over ``paths``."""
+        X, ok = encode_files(self.features, paths, skips, parallel, desc="scoring")
+        scores = self.decision_function(X) if len(X) else np.zeros((0, len(self.class_names)))
+        return scores, ok
+
+    # --- persistence: JSON + npz, no pickle ---------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        meta: dict = {
+            "kind": "bowlrp.BowModel",
+            "config": self.config.to_json(),
+            "class_names": list(self.class_names),
+            "training": self.training,
+            "versions": software_versions(),
+        }
+        arrays: dict[str, np.ndarray] = {}
+        stage_meta, stage_arrays = self.features.sift.get_state()
+        meta["sift"] = stage_meta
+        arrays.update(prefixed("sift", stage_arrays))
+        meta["blocks"] = []
+        for b, block in enumerate(self.features.blocks):
+            entry: dict = {"scales": block.scales}
+            for name in ("projection", "vocabulary", "encoder"):
+                stage = getattr(block, name)
+                if stage is None:
+                    entry[name] = None
+                    continue
+                m, a = stage.get_state()
+                entry[name] = m
+                arrays.update(prefixed(f"block{b}/{name}", a))
+            meta["blocks"].append(entry)
+        m, a = self.classifier.get_state()
+        meta["classifier"] = m
+        arrays.update(prefixed("classifier", a))
+        save_stages(directory, meta, arrays)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "BowModel":
+        meta, arrays = load_stages(directory)
+        if meta.get("kind") != "bowlrp.BowModel":
+            raise ModelError(f"{directory}: not a BoW/FV model (kind={meta.get('kind')!r})")
+        config = PipelineConfig.from_json(meta["config"])
+        sift = DenseSift.from_state(meta["sift"], unprefixed("sift", arrays))
+        blocks = []
+        for b, entry in enumerate(meta["blocks"]):
+            projection = None
+            if entry["projection"] is not None:
+                projection = PcaProjection.from_state(entry["projection"], unprefixed(f"block{b}/projection", arrays))
+            vocab_cls = GmmVocabulary if config.encoder == "fisher" else KMeansVocabulary
+            vocabulary = vocab_cls.from_state(entry["vocabulary"], unprefixed(f"block{b}/vocabulary", arrays))
+            encoder_cls = {"fisher": FisherEncoder, "rankbow": RankBowEncoder, "vq": HardVqEncoder}[config.encoder]
+            encoder = encoder_cls.from_state(entry["encoder"], unprefixed(f"block{b}/encoder", arrays),
+                                             vocabulary=vocabulary)
+            blocks.append(Block(scales=list(entry["scales"]), projection=projection, vocabulary=vocabulary,
+                                encoder=encoder))
+        classifier = OneVsRestSvm.from_state(meta["classifier"], unprefixed("classifier", arrays))
+        return cls(config=config, features=FeaturePipeline(sift, blocks), classifier=classifier,
+                   class_names=list(meta["class_names"]), training=meta.get("training", {}))
+
+
+def software_versions() -> dict:
+    """Versions recorded in every model and benchmark file."""
+    import importlib.metadata as md
+
+    out = {"bowlrp": __version__, "python": platform.python_version()}
+    for dist in ("numpy", "scipy", "scikit-learn", "opencv-python-headless", "cyvlfeat", "numba"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def train_model(config: PipelineConfig, paths: Sequence[str | Path], labels: np.ndarray,
+                class_names: Sequence[str], skips: SkipLog,
+                parallel: ParallelOptions | None = None) -> BowModel:
+    """Fit the whole pipeline on labelled image files.
+
+    Parameters
+    ----------
+    labels : (n, n_classes) int8 in {1, -1, 0}
+        0 means "difficult": the image is left out of that class' training.
+    """
+    parallel = parallel or ParallelOptions()
+    paths = [str(p) for p in paths]
+    labels = np.asarray(labels, dtype=np.int8)
+    vocab_skips = SkipLog(strict=skips.strict)
+    features = fit_features(config, paths, vocab_skips, parallel)
+    X, ok = encode_files(features, paths, skips, parallel, desc="encoding training images")
+    if len(X) == 0:
+        raise BowlrpError("no usable training image")
+    classifier = OneVsRestSvm(kernel=make_svm_kernel(config, features), C=config.C, random_state=config.seed)
+    classifier.fit(X, labels[ok], list(class_names))
+    training = {"n_images": int(ok.sum()), "n_skipped": int((~ok).sum()), "feature_dim": int(features.dim)}
+    return BowModel(config=config, features=features, classifier=classifier, class_names=list(class_names),
+                    training=training)

@@ -1,0 +1,306 @@
+"""The ``bowlrp`` command line: synthesise data, train, evaluate and predict.
+
+Every sub-command has ``--help``. Errors print one line (``bowlrp: error: ...``) and exit 1;
+usage errors exit 2; ``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_parallel(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("parallel work")
+    group.add_argument("--n-jobs", type=int, default=1, metavar="N",
+                       help="worker processes for feature extraction (default 1; -1 = all cores)")
+    group.add_argument("--backend", choices=("loky", "threading", "dask"), default="loky",
+                       help="joblib backend; 'dask' runs on a Dask cluster (default loky)")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="Dask scheduler address (tcp://host:port); without it --backend dask "
+                            "starts a local cluster of --n-jobs workers on 127.0.0.1")
+    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_data_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, metavar="DIR", help="dataset root (VOC devkit or image folders)")
+    parser.add_argument("--format", choices=("voc", "folder"), default="voc",
+                        help="voc: VOCdevkit layout (ImageSets/Main, Annotations, JPEGImages); "
+                             "folder: one sub-folder per class (default voc)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at the first unusable file instead of skipping and counting it")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bowlrp",
+        description="Train Bag-of-Words / Fisher-vector image classifiers with kernel SVMs and explain "
+                    "them with Layer-wise Relevance Propagation.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="synthesise or inspect datasets",
+                          description="Synthesise the embedded datasets or inspect a dataset.")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    voc = data_sub.add_parser("synth-voc", help="write the toyvoc dataset (VOC format + ground_truth.json)",
+                              description="Write toyvoc: a VOC-format multi-label dataset with planted "
+                                          "artefacts (horse watermark, boats on water, aeroplanes in sky) "
+                                          "recorded in ground_truth.json. Same seed, same bytes.")
+    voc.add_argument("--out", required=True, metavar="DIR")
+    voc.add_argument("--seed", type=int, default=0)
+    voc.add_argument("--size", choices=("small", "default", "large"), default="default",
+                     help="small: ~60 tiny images (tests); default: ~600 images; large: ~2000 VOC-size images")
+    shapes = data_sub.add_parser("synth-shapes", help="write the polygon-vs-round shapes task (Section 2.4.3)",
+                                 description="Write the shapes task: 102x102 tiles (VOC format, class "
+                                             "'polygon') cut from large images, with pixel masks.")
+    shapes.add_argument("--out", required=True, metavar="DIR")
+    shapes.add_argument("--seed", type=int, default=0)
+    inspect = data_sub.add_parser("inspect", help="summarise a dataset: splits, classes, positives per class")
+    _add_data_source(inspect)
+
+    train = sub.add_parser("train", help="train a BoW/FV + kernel SVM model",
+                           description="Extract dense SIFT, fit PCA and the vocabulary on a descriptor "
+                                       "sample, encode every training image and train one SVM per class "
+                                       "(C chosen on a validation split unless --C is given).")
+    _add_data_source(train)
+    train.add_argument("--split", default="trainval", help="training split (default trainval)")
+    train.add_argument("--out", required=True, metavar="MODEL", help="model directory to write")
+    train.add_argument("--encoder", choices=("fisher", "rankbow", "vq"), default="fisher",
+                       help="fisher: improved Fisher vector; rankbow: rank-mapped soft BoW (p=2, n=4); "
+                            "vq: hard vector quantisation (default fisher)")
+    train.add_argument("--kernel", choices=("linear", "hik", "chi2", "additive-chi2", "rbf"), default="linear",
+                       help="SVM kernel; chi2 is the exponential chi-squared kernel (default linear)")
+    train.add_argument("--gmm-k", type=int, default=256, metavar="K", help="GMM components for fisher (default 256)")
+    train.add_argument("--vocab-size", type=int, default=None, metavar="K",
+                       help="k-means words for rankbow/vq (default 128 per block)")
+    train.add_argument("--pca-dims", type=int, default=None, metavar="D",
+                       help="descriptor PCA dimensions (default 80 for fisher, none for BoW); 0 = no PCA")
+    train.add_argument("--bin-sizes", type=_ints, default=(4, 6, 8, 10), metavar="B,B,...",
+                       help="SIFT spatial bin sizes in pixels, one scale each (default 4,6,8,10)")
+    train.add_argument("--step", type=int, default=3, help="descriptor grid step in pixels (default 3)")
+    train.add_argument("--sift-backend", choices=("auto", "vlfeat", "opencv"), default="auto",
+                       help="dense SIFT implementation (default auto: vlfeat when cyvlfeat is installed)")
+    train.add_argument("--max-rows", type=int, default=480, help="images are shrunk to at most this many rows")
+    train.add_argument("--per-scale", action="store_true",
+                       help="one vocabulary and one kernel per SIFT scale, kernels summed (Eq. 2.67)")
+    train.add_argument("--no-pyramid", action="store_true", help="no 1x1+2x2+3x1 spatial pyramid")
+    train.add_argument("--pooling", default="sum", help="BoW pooling: sum, max or a p-means exponent (default sum)")
+    train.add_argument("--max-descriptors", type=int, default=1_000_000,
+                       help="descriptor sample size for PCA and vocabulary (default 1e6)")
+    train.add_argument("--C", type=float, default=None, help="SVM C (default: chosen on a validation split)")
+    train.add_argument("--classes", type=_csv, default=None, metavar="a,b,...", help="train only these classes")
+    train.add_argument("--seed", type=int, default=0)
+    _add_parallel(train)
+
+    evaluate = sub.add_parser("evaluate", help="per-class average precision of a model on a split",
+                              description="Score every image of a split and report VOC 11-point AP per "
+                                          "class (and area AP) as a table and as JSON.")
+    evaluate.add_argument("--model", required=True, metavar="MODEL")
+    _add_data_source(evaluate)
+    evaluate.add_argument("--split", default="test", help="split to evaluate (default test)")
+    evaluate.add_argument("--json", metavar="OUT.json", help="write {ap, map, n_images, skipped} here")
+    _add_parallel(evaluate)
+
+    predict = sub.add_parser("predict", help="per-class scores f(x) for image files",
+                             description="Print (and optionally write as JSON) each class' SVM score for "
+                                         "every image; unusable images are skipped and named.")
+    predict.add_argument("--model", required=True, metavar="MODEL")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--json", metavar="OUT.json")
+    predict.add_argument("--strict", action="store_true")
+    _add_parallel(predict)
+    return parser
+
+
+def _parallel(args: argparse.Namespace):
+    from bowlrp.pipeline import ParallelOptions
+
+    return ParallelOptions(n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler,
+                           progress=not args.no_progress)
+
+
+def _report_skips(skips, stream=sys.stderr) -> None:
+    if len(skips):
+        print(f"skipped {len(skips)} file(s):", file=stream)
+        for entry in skips.as_list():
+            print(f"  {entry['file']}: {entry['reason']}", file=stream)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "synth-voc":
+        from bowlrp.data.synth import generate_toyvoc
+
+        root = generate_toyvoc(args.out, seed=args.seed, size=args.size)
+        print(f"toyvoc ({args.size}, seed {args.seed}) written to {root}")
+    elif args.data_command == "synth-shapes":
+        from bowlrp.data.synth import generate_shapes
+
+        root = generate_shapes(args.out, seed=args.seed)
+        print(f"shapes task (seed {args.seed}) written to {root}")
+    else:
+        from bowlrp.data import open_dataset
+
+        dataset = open_dataset(args.data, format=args.format, strict=args.strict)
+        for split in dataset.splits():
+            samples = dataset.split(split)
+            print(f"{split}: {len(samples)} images")
+            if samples:
+                import numpy as np
+
+                labels = np.stack([s.labels for s in samples])
+                for c, name in enumerate(dataset.classes):
+                    n_pos = int((labels[:, c] == 1).sum())
+                    if n_pos:
+                        print(f"  {name:<14} {n_pos:5d} positive")
+        _report_skips(dataset.skips)
+    return EXIT_OK
+
+
+def _labelled_split(args: argparse.Namespace, classes: list[str] | None):
+    import numpy as np
+
+    from bowlrp.data import open_dataset
+
+    dataset = open_dataset(args.data, format=args.format, classes=classes, strict=args.strict)
+    samples = dataset.split(args.split)
+    if not samples:
+        from bowlrp.errors import BowlrpError
+
+        raise BowlrpError(f"split {args.split!r} of {args.data} has no images")
+    labels = np.stack([s.labels for s in samples]).astype(np.int8)
+    return dataset, samples, labels
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from bowlrp.errors import SkipLog
+    from bowlrp.pipeline import PipelineConfig, train_model
+
+    dataset, samples, labels = _labelled_split(args, args.classes)
+    # Classes without a single positive training image cannot get a classifier: say so, train the rest.
+    present = [c for c in range(len(dataset.classes)) if (labels[:, c] == 1).any()]
+    absent = [dataset.classes[c] for c in range(len(dataset.classes)) if c not in present]
+    if absent and args.classes is None:
+        print(f"note: no positive training image for {', '.join(absent)}; those classes are left out",
+              file=sys.stderr)
+    class_names = [dataset.classes[c] for c in present]
+    pca_dims = args.pca_dims if args.pca_dims is not None else (80 if args.encoder == "fisher" else None)
+    config = PipelineConfig(
+        encoder=args.encoder, kernel=args.kernel,
+        n_words=args.gmm_k if args.encoder == "fisher" else (args.vocab_size or 128),
+        pca_dims=pca_dims or None, bin_sizes=args.bin_sizes, step=args.step, sift_backend=args.sift_backend,
+        max_rows=args.max_rows, per_scale=args.per_scale, pyramid=not args.no_pyramid,
+        pooling=args.pooling, max_descriptors=args.max_descriptors, C=args.C, seed=args.seed)
+    skips = SkipLog(strict=args.strict)
+    skips.extend(dataset.skips)
+    model = train_model(config, [s.path for s in samples], labels[:, present], class_names, skips, _parallel(args))
+    model.training["skipped"] = skips.as_list()
+    model.training["split"] = args.split
+    model.save(args.out)
+    print(f"model written to {args.out}: {len(class_names)} classes, {model.training['n_images']} images, "
+          f"feature dim {model.features.dim}, C per class {dict(zip(class_names, model.classifier.chosen_C_))}")
+    _report_skips(skips)
+    return EXIT_OK
+
+
+def format_ap_table(ap: dict[str, float], mean: float, title: str = "") -> str:
+    lines = [title] if title else []
+    lines += [f"  {name:<14} {value:6.3f}" for name, value in ap.items()]
+    lines.append(f"  {'mAP':<14} {mean:6.3f}")
+    return "\n".join(lines)
+
+
+def evaluate_model(model, samples, labels, skips, parallel) -> dict:
+    """AP per class of ``model`` on labelled samples; the dict that ``evaluate --json`` writes."""
+    from bowlrp.svm import mean_ap
+
+    scores, ok = model.score_files([s.path for s in samples], skips, parallel)
+    # labels come from a dataset opened with classes=model.class_names, so columns line up.
+    ap, mean = mean_ap(scores, labels[ok], model.class_names, method="11point")
+    ap_area, mean_area = mean_ap(scores, labels[ok], model.class_names, method="area")
+    return {"ap": ap, "map": mean, "ap_area": ap_area, "map_area": mean_area,
+            "n_images": int(ok.sum()), "skipped": skips.as_list()}
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from bowlrp.errors import SkipLog
+    from bowlrp.persistence import atomic_write_json
+    from bowlrp.pipeline import BowModel
+
+    model = BowModel.load(args.model)
+    dataset, samples, labels = _labelled_split(args, model.class_names)
+    skips = SkipLog(strict=args.strict)
+    skips.extend(dataset.skips)
+    result = evaluate_model(model, samples, labels, skips, _parallel(args))
+    print(format_ap_table(result["ap"], result["map"], f"AP (VOC 11-point) on {args.split}, "
+                                                      f"{result['n_images']} images:"))
+    _report_skips(skips)
+    if args.json:
+        atomic_write_json(args.json, result)
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from bowlrp.errors import SkipLog
+    from bowlrp.persistence import atomic_write_json
+    from bowlrp.pipeline import BowModel
+
+    model = BowModel.load(args.model)
+    skips = SkipLog(strict=args.strict)
+    scores, ok = model.score_files(args.images, skips, _parallel(args))
+    kept = [p for p, good in zip(args.images, ok) if good]
+    result = {"classes": model.class_names,
+              "scores": {p: dict(zip(model.class_names, map(float, row))) for p, row in zip(kept, scores)},
+              "skipped": skips.as_list()}
+    for path, row in result["scores"].items():
+        best = max(row, key=row.get)
+        print(f"{path}: " + " ".join(f"{c}={v:+.3f}" for c, v in row.items()) + f"  (top: {best})")
+    _report_skips(skips)
+    if args.json:
+        atomic_write_json(args.json, result)
+    return EXIT_OK
+
+
+COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("bowlrp: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:
+        if args.debug:
+            raise
+        from bowlrp.errors import BowlrpError
+
+        message = str(exc) if isinstance(exc, BowlrpError) else f"{type(exc).__name__}: {exc}"
+        print(f"bowlrp: error: {' '.join(message.split())}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
