@@ -21,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q numpy Cython
 	@if [ -n "$(APT)" ] && [ -n "$(ROOT)" ] && ! [ -f /usr/include/vl/dsift.h ]; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvlfeat-dev) \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libvlfeat-dev) \
 		|| echo "notice: libvlfeat-dev could not be installed; the opencv backend will serve"; fi
 	@if [ -f /usr/include/vl/dsift.h ]; then \
 		$(PIP) install -q --no-build-isolation "cyvlfeat>=0.7" \

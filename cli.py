@@ -54,12 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "them with Layer-wise Relevance Propagation.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
+    # the same two flags after the sub-command (`bowlrp train ... --debug`); SUPPRESS keeps a
+    # flag given before the sub-command from being reset by the sub-parser's default
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log progress messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", help="synthesise or inspect datasets",
                           description="Synthesise the embedded datasets or inspect a dataset.")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    voc = data_sub.add_parser("synth-voc", help="write the toyvoc dataset (VOC format + ground_truth.json)",
+    voc = data_sub.add_parser("synth-voc", parents=[common], help="write the toyvoc dataset (VOC format + ground_truth.json)",
                               description="Write toyvoc: a VOC-format multi-label dataset with planted "
                                           "artefacts (horse watermark, boats on water, aeroplanes in sky) "
                                           "recorded in ground_truth.json. Same seed, same bytes.")
@@ -67,15 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     voc.add_argument("--seed", type=int, default=0)
     voc.add_argument("--size", choices=("small", "default", "large"), default="default",
                      help="small: ~60 tiny images (tests); default: ~600 images; large: ~2000 VOC-size images")
-    shapes = data_sub.add_parser("synth-shapes", help="write the polygon-vs-round shapes task (Section 2.4.3)",
+    shapes = data_sub.add_parser("synth-shapes", parents=[common], help="write the polygon-vs-round shapes task (Section 2.4.3)",
                                  description="Write the shapes task: 102x102 tiles (VOC format, class "
                                              "'polygon') cut from large images, with pixel masks.")
     shapes.add_argument("--out", required=True, metavar="DIR")
     shapes.add_argument("--seed", type=int, default=0)
-    inspect = data_sub.add_parser("inspect", help="summarise a dataset: splits, classes, positives per class")
+    inspect = data_sub.add_parser("inspect", parents=[common], help="summarise a dataset: splits, classes, positives per class")
     _add_data_source(inspect)
 
-    train = sub.add_parser("train", help="train a BoW/FV + kernel SVM model",
+    train = sub.add_parser("train", parents=[common], help="train a BoW/FV + kernel SVM model",
                            description="Extract dense SIFT, fit PCA and the vocabulary on a descriptor "
                                        "sample, encode every training image and train one SVM per class "
                                        "(C chosen on a validation split unless --C is given).")
@@ -102,14 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="one vocabulary and one kernel per SIFT scale, kernels summed (Eq. 2.67)")
     train.add_argument("--no-pyramid", action="store_true", help="no 1x1+2x2+3x1 spatial pyramid")
     train.add_argument("--pooling", default="sum", help="BoW pooling: sum, max or a p-means exponent (default sum)")
-    train.add_argument("--max-descriptors", type=int, default=1_000_000,
-                       help="descriptor sample size for PCA and vocabulary (default 1e6)")
+    train.add_argument("--max-descriptors", type=int, default=200_000, metavar="N",
+                       help="random descriptor sample for PCA and vocabulary (default 200000; "
+                            "fitting time grows linearly with it)")
     train.add_argument("--C", type=float, default=None, help="SVM C (default: chosen on a validation split)")
     train.add_argument("--classes", type=_csv, default=None, metavar="a,b,...", help="train only these classes")
     train.add_argument("--seed", type=int, default=0)
     _add_parallel(train)
 
-    evaluate = sub.add_parser("evaluate", help="per-class average precision of a model on a split",
+    evaluate = sub.add_parser("evaluate", parents=[common], help="per-class average precision of a model on a split",
                               description="Score every image of a split and report VOC 11-point AP per "
                                           "class (and area AP) as a table and as JSON.")
     evaluate.add_argument("--model", required=True, metavar="MODEL")
@@ -118,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", metavar="OUT.json", help="write {ap, map, n_images, skipped} here")
     _add_parallel(evaluate)
 
-    predict = sub.add_parser("predict", help="per-class scores f(x) for image files",
+    predict = sub.add_parser("predict", parents=[common], help="per-class scores f(x) for image files",
                              description="Print (and optionally write as JSON) each class' SVM score for "
                                          "every image; unusable images are skipped and named.")
     predict.add_argument("--model", required=True, metavar="MODEL")
@@ -136,7 +143,8 @@ def _parallel(args: argparse.Namespace):
                            progress=not args.no_progress)
 
 
-def _report_skips(skips, stream=sys.stderr) -> None:
+def _report_skips(skips, stream=None) -> None:
+    stream = stream or sys.stderr  # looked up at call time, so redirections (and tests) see it
     if len(skips):
         print(f"skipped {len(skips)} file(s):", file=stream)
         for entry in skips.as_list():
@@ -221,23 +229,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def format_ap_table(ap: dict[str, float], mean: float, title: str = "") -> str:
+def format_ap_table(result: dict, title: str = "") -> str:
+    """Per-class AP (11-point) and sign accuracy as an aligned text table."""
+    def cell(value):
+        return "   n/a" if value is None else f"{value:6.3f}"
+
     lines = [title] if title else []
-    lines += [f"  {name:<14} {value:6.3f}" for name, value in ap.items()]
-    lines.append(f"  {'mAP':<14} {mean:6.3f}")
+    lines.append(f"  {'class':<14} {'AP':>6} {'acc':>6}")
+    for name, value in result["ap"].items():
+        lines.append(f"  {name:<14} {cell(value)} {cell(result['accuracy'][name])}")
+    lines.append(f"  {'mAP':<14} {cell(result['map'])}")
     return "\n".join(lines)
 
 
 def evaluate_model(model, samples, labels, skips, parallel) -> dict:
-    """AP per class of ``model`` on labelled samples; the dict that ``evaluate --json`` writes."""
-    from bowlrp.svm import mean_ap
+    """Scores of ``model`` on labelled samples, summarised as ``evaluate --json`` writes them."""
+    from bowlrp.svm.metrics import evaluation_summary
 
     scores, ok = model.score_files([s.path for s in samples], skips, parallel)
     # labels come from a dataset opened with classes=model.class_names, so columns line up.
-    ap, mean = mean_ap(scores, labels[ok], model.class_names, method="11point")
-    ap_area, mean_area = mean_ap(scores, labels[ok], model.class_names, method="area")
-    return {"ap": ap, "map": mean, "ap_area": ap_area, "map_area": mean_area,
-            "n_images": int(ok.sum()), "skipped": skips.as_list()}
+    result = evaluation_summary(scores, labels[ok], model.class_names)
+    return {**result, "n_images": int(ok.sum()), "skipped": skips.as_list()}
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -250,8 +262,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     skips = SkipLog(strict=args.strict)
     skips.extend(dataset.skips)
     result = evaluate_model(model, samples, labels, skips, _parallel(args))
-    print(format_ap_table(result["ap"], result["map"], f"AP (VOC 11-point) on {args.split}, "
-                                                      f"{result['n_images']} images:"))
+    print(format_ap_table(result, f"AP (VOC 11-point) and accuracy (sign of f) on {args.split}, "
+                                  f"{result['n_images']} images:"))
     _report_skips(skips)
     if args.json:
         atomic_write_json(args.json, result)

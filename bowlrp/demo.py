@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=("small", "default", "large"), default="default")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gmm-k", default="64", help="GMM components of the FV model (default 64)")
-    parser.add_argument("--n-jobs", default="2")
+    parser.add_argument("--n-jobs", default="2", help="worker processes for feature extraction (default 2)")
+    parser.add_argument("--max-descriptors", default="100000",
+                        help="descriptor sample for PCA and vocabularies (default 100000)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     data = out / "toyvoc"
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, options in MODELS.items():
         model_dir = out / "models" / name
         extra = ["--gmm-k", args.gmm_k] if "fisher" in options else []
+        extra += ["--max-descriptors", args.max_descriptors]
         run("train", "--data", str(data), "--out", str(model_dir), *options, *extra,
             "--seed", str(args.seed), "--n-jobs", args.n_jobs, "--no-progress")
         result_json = out / f"evaluate-{name}.json"

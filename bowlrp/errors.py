@@ -41,6 +41,10 @@ class SkipLog:
     def add(self, item: str, reason: str) -> None:
         """Record that ``item`` (a file path or image id) was skipped because of ``reason``."""
         reason = " ".join(str(reason).split())  # one line, whatever the exception text was
+        # messages of ImageError & co. already start with the file; the entry names it once
+        prefix = f"{item}: "
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):]
         if self.strict:
             raise BowlrpError(f"{item}: {reason}")
         self.entries.append({"file": str(item), "reason": reason})

@@ -59,7 +59,9 @@ class PipelineConfig:
     pyramid : bool
         Spatial pyramid 1×1 + 2×2 + 3×1 (8 cells) on top of the encoding.
     max_descriptors : int
-        Size of the random descriptor sample the projection and vocabularies are fitted on.
+        Size of the random descriptor sample the projection and vocabularies are fitted on
+        (SPEC §3.2 allows up to ~1e6; scikit-learn's EM for K=256 costs ~4 s per iteration
+        per 200k descriptors on 2 cores, so the default stays at 200k).
     C : float or None
         SVM regularisation; None picks it per class on a validation split.
     seed : int
@@ -81,7 +83,7 @@ class PipelineConfig:
     rank_n: int = 4
     fisher_normalization: str = "enceval"
     weight_gradient: bool = False
-    max_descriptors: int = 1_000_000
+    max_descriptors: int = 200_000
     C: float | None = None
     seed: int = 0
 
@@ -109,8 +111,12 @@ class Block:
 
     scales: list[int]
     projection: PcaProjection | None
-    vocabulary: GmmVocabulary | KMeansVocabulary
     encoder: FisherEncoder | RankBowEncoder | HardVqEncoder
+
+    @property
+    def vocabulary(self) -> GmmVocabulary | KMeansVocabulary:
+        """The encoder's vocabulary (the encoder owns it, and stores it with its own state)."""
+        return self.encoder.gmm if isinstance(self.encoder, FisherEncoder) else self.encoder.vocab
 
     def select(self, descriptors: DescriptorSet) -> DescriptorSet:
         return descriptors.subset(np.isin(descriptors.scales, self.scales))
@@ -234,7 +240,7 @@ def _make_block(config: PipelineConfig, scales: list[int], sample: np.ndarray, s
                                      pooling=config.pooling)
         else:
             encoder = HardVqEncoder(vocabulary, pyramid=pyramid, pooling=config.pooling)
-    return Block(scales=scales, projection=projection, vocabulary=vocabulary, encoder=encoder)
+    return Block(scales=scales, projection=projection, encoder=encoder)
 
 
 def fit_features(config: PipelineConfig, paths: Sequence[str | Path], skips: SkipLog,
@@ -313,7 +319,7 @@ class BowModel:
         meta["blocks"] = []
         for b, block in enumerate(self.features.blocks):
             entry: dict = {"scales": block.scales}
-            for name in ("projection", "vocabulary", "encoder"):
+            for name in ("projection", "encoder"):
                 stage = getattr(block, name)
                 if stage is None:
                     entry[name] = None
@@ -339,13 +345,9 @@ class BowModel:
             projection = None
             if entry["projection"] is not None:
                 projection = PcaProjection.from_state(entry["projection"], unprefixed(f"block{b}/projection", arrays))
-            vocab_cls = GmmVocabulary if config.encoder == "fisher" else KMeansVocabulary
-            vocabulary = vocab_cls.from_state(entry["vocabulary"], unprefixed(f"block{b}/vocabulary", arrays))
             encoder_cls = {"fisher": FisherEncoder, "rankbow": RankBowEncoder, "vq": HardVqEncoder}[config.encoder]
-            encoder = encoder_cls.from_state(entry["encoder"], unprefixed(f"block{b}/encoder", arrays),
-                                             vocabulary=vocabulary)
-            blocks.append(Block(scales=list(entry["scales"]), projection=projection, vocabulary=vocabulary,
-                                encoder=encoder))
+            encoder = encoder_cls.from_state(entry["encoder"], unprefixed(f"block{b}/encoder", arrays))
+            blocks.append(Block(scales=list(entry["scales"]), projection=projection, encoder=encoder))
         classifier = OneVsRestSvm.from_state(meta["classifier"], unprefixed("classifier", arrays))
         return cls(config=config, features=FeaturePipeline(sift, blocks), classifier=classifier,
                    class_names=list(meta["class_names"]), training=meta.get("training", {}))

@@ -17,7 +17,9 @@ from bowlrp.features._opencv import flat_window_mass
 from bowlrp.features._vlfeat import dense_frame_origins
 from bowlrp.persistence import load_stages, save_stages
 
-cyvlfeat_sift = pytest.importorskip("cyvlfeat.sift")
+from conftest import require_cyvlfeat
+
+cyvlfeat_sift = require_cyvlfeat("cyvlfeat.sift")
 
 # MATLAB rgb2gray weights (documented values), the reference for the RGB -> grey step
 MATLAB_RGB2GRAY = np.array([0.2989, 0.5870, 0.1140])

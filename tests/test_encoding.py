@@ -20,7 +20,9 @@ from bowlrp.encoding import (
 )
 from bowlrp.persistence import load_stages, save_stages
 
-vl_fisher = pytest.importorskip("cyvlfeat.fisher").fisher
+from conftest import require_cyvlfeat
+
+vl_fisher = require_cyvlfeat("cyvlfeat.fisher").fisher
 
 RTOL, ATOL = 1e-4, 1e-5
 

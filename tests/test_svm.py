@@ -2,6 +2,7 @@
 finite differences, scikit-learn, a loop-by-loop port of the VOC devkit's AP code)."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -378,3 +379,16 @@ def test_one_vs_rest_fixed_C_and_class_without_positive():
     Y[:, 1] = np.where(Y[:, 1] == 1, 0, Y[:, 1])
     with pytest.raises(BowlrpError, match="'b'.*no positive"):
         OneVsRestSvm(kernel="linear").fit(X, Y, ["a", "b"])
+
+
+def test_sign_accuracy_and_summary_json():
+    from bowlrp.svm.metrics import evaluation_summary, sign_accuracy
+
+    scores = np.array([[2.0, -1.0], [-0.5, -2.0], [0.3, -0.1], [-1.0, 0.0]])
+    labels = np.array([[1, -1], [-1, -1], [-1, 0], [1, -1]])
+    assert sign_accuracy(scores[:, 0], labels[:, 0]) == 0.5  # rows 0, 1 right; 2, 3 wrong
+    assert sign_accuracy(scores[:, 1], labels[:, 1]) == 1.0  # f = 0 counts as negative; label 0 ignored
+    summary = evaluation_summary(scores, labels, ["a", "b"])
+    assert summary["ap"]["b"] is None and summary["accuracy"]["b"] == 1.0  # no positive: AP undefined
+    assert summary["map"] == summary["ap"]["a"]
+    json.dumps(summary, allow_nan=False)

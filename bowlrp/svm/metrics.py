@@ -91,3 +91,36 @@ def mean_ap(
     per_class = {name: ap_fn(scores[:, c], labels[:, c]) for c, name in enumerate(class_names)}
     defined = [v for v in per_class.values() if not np.isnan(v)]
     return per_class, (float(np.mean(defined)) if defined else float("nan"))
+
+
+def sign_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Share of items whose score sign matches the label (f > 0 for 1, f <= 0 for -1); label 0 ignored.
+
+    scores (n,), labels (n,) in {1, -1, 0}; NaN when no item has a label of 1 or -1.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels).ravel()
+    keep = labels != 0
+    if not keep.any():
+        return float("nan")
+    return float(np.mean((scores[keep] > 0) == (labels[keep] > 0)))
+
+
+def _json_number(value: float) -> float | None:
+    """NaN (an undefined AP) as None, so the JSON stays standard."""
+    return None if np.isnan(value) else float(value)
+
+
+def evaluation_summary(scores: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> dict:
+    """Everything ``evaluate --json`` reports about scores against labels.
+
+    scores (n, C), labels (n, C) in {1, -1, 0}. Returns ``{"ap", "map"}`` (VOC 2007 11-point),
+    ``{"ap_area", "map_area"}`` (VOC 2010+ area) and ``"accuracy"`` (sign of f per class, as used
+    for the shapes task), per class as {name: value}; undefined values are None.
+    """
+    ap, mean = mean_ap(scores, labels, class_names, method="11point")
+    ap_area, mean_area = mean_ap(scores, labels, class_names, method="area")
+    accuracy = {name: sign_accuracy(scores[:, c], labels[:, c]) for c, name in enumerate(class_names)}
+    as_json = lambda table: {k: _json_number(v) for k, v in table.items()}  # noqa: E731
+    return {"ap": as_json(ap), "map": _json_number(mean), "ap_area": as_json(ap_area),
+            "map_area": _json_number(mean_area), "accuracy": as_json(accuracy)}

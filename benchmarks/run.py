@@ -1,0 +1,39 @@
+"""Run every benchmark and write the records as JSON (``make bench``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bowlrp.persistence import atomic_write_json
+
+from . import bench_dsift, bench_fisher
+
+BENCHMARKS = {"dsift": bench_dsift.run, "fisher_encode": bench_fisher.run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--out", default="benchmarks/results/latest.json", help="JSON file to write")
+    parser.add_argument("--only", default=None, help="comma-separated benchmark names (default all)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement (median)")
+    args = parser.parse_args(argv)
+    names = args.only.split(",") if args.only else list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    results = []
+    for name in names:
+        for row in BENCHMARKS[name](repeats=args.repeats):
+            ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}"
+            anchor = "n/a" if row["anchor_s"] is None else f"{row['anchor_s']:.3f} s"
+            print(f"{row['name']:<16} ours {row['ours_s']:.3f} s   anchor {anchor}   ratio {ratio}", flush=True)
+            results.append(row)
+    atomic_write_json(Path(args.out), results)
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
