@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--step", type=int, default=3, help="descriptor grid step in pixels (default 3)")
     train.add_argument("--sift-backend", choices=("auto", "vlfeat", "opencv"), default="auto",
                        help="dense SIFT implementation (default auto: vlfeat when cyvlfeat is installed)")
+    train.add_argument("--sift-orientation", choices=("upright", "dominant"), default="upright",
+                       help="upright: vl_dsift descriptors at angle 0 (VOC setup); dominant: each frame "
+                            "turned to its main gradient orientation (the shapes task, Section 2.4.3)")
     train.add_argument("--max-rows", type=int, default=480, help="images are shrunk to at most this many rows")
     train.add_argument("--per-scale", action="store_true",
                        help="one vocabulary and one kernel per SIFT scale, kernels summed (Eq. 2.67)")
@@ -215,6 +218,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         encoder=args.encoder, kernel=args.kernel,
         n_words=args.gmm_k if args.encoder == "fisher" else (args.vocab_size or 128),
         pca_dims=pca_dims or None, bin_sizes=args.bin_sizes, step=args.step, sift_backend=args.sift_backend,
+        sift_orientation=args.sift_orientation,
         max_rows=args.max_rows, per_scale=args.per_scale, pyramid=not args.no_pyramid,
         pooling=args.pooling, max_descriptors=args.max_descriptors, C=args.C, seed=args.seed)
     skips = SkipLog(strict=args.strict)

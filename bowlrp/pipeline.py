@@ -54,6 +54,8 @@ class PipelineConfig:
     pca_dims : int or None
         Descriptor dimensions after PCA; None keeps the raw 128 SIFT dimensions.
     bin_sizes, step, sift_backend, max_rows : dense SIFT parameters (SPEC §3.1).
+    sift_orientation : {"upright", "dominant"}
+        Upright ``vl_dsift`` descriptors (VOC) or frames turned to their main gradient (shapes task).
     per_scale : bool
         One vocabulary and kernel per SIFT scale, kernels summed with equal weights.
     pyramid : bool
@@ -75,6 +77,7 @@ class PipelineConfig:
     bin_sizes: tuple[int, ...] = (4, 6, 8, 10)
     step: int = 3
     sift_backend: str = "auto"
+    sift_orientation: str = "upright"
     max_rows: int = 480
     per_scale: bool = False
     pyramid: bool = True
@@ -248,7 +251,7 @@ def fit_features(config: PipelineConfig, paths: Sequence[str | Path], skips: Ski
     """Fit projections and vocabularies on a descriptor sample drawn from ``paths``."""
     parallel = parallel or ParallelOptions()
     sift = DenseSift(bin_sizes=config.bin_sizes, step=config.step, backend=config.sift_backend,
-                     max_rows=config.max_rows)
+                     max_rows=config.max_rows, orientation=config.sift_orientation)
     scales = list(range(len(config.bin_sizes)))
     groups = [[s] for s in scales] if config.per_scale else [scales]
     per_image = max(1, math.ceil(config.max_descriptors / max(1, len(paths))))

@@ -166,3 +166,47 @@ def opencv_dsift(
     norm = np.linalg.norm(reweighted, axis=1, keepdims=True)
     out = np.where(norm > 0, reweighted * (512.0 / np.where(norm > 0, norm, 1.0)), 0.0)
     return out.astype(np.float32)
+
+
+def opencv_sift_oriented(smoothed: np.ndarray, centers: np.ndarray, sigma: float, angles: np.ndarray) -> np.ndarray:
+    """Rotated SIFT descriptors of given frames, by OpenCV, in ``vl_sift``'s layout and scale.
+
+    Parameters
+    ----------
+    smoothed : (H, W) float32
+        The work image smoothed to the frames' scale.
+    centers : (N, 2) float
+        Frame centres ``(x, y)``, pixels.
+    sigma : float
+        Frame scale; bins are ``3 sigma`` wide, as VLFeat's (keypoint size ``2 sigma``).
+    angles : (N,) float
+        Orientations in radians from ``+x`` towards ``+y``. OpenCV's keypoint angle is the same
+        angle in degrees: ``calcSIFTDescriptor`` rotates by ``360 - angle`` in its ``y``-up frame,
+        which is ``+angle`` in the ``y``-down frame VLFeat uses (checked against ``vl_sift``).
+
+    Returns
+    -------
+    (N, 128) float32, L2 norm 512 (or 0 for a flat patch).
+
+    Both libraries weight pixels by a Gaussian of 2 bins here, so unlike the fast-mode path no window
+    correction is needed; pixels outside the image are ignored by both.
+    """
+    import cv2
+
+    n = len(centers)
+    if n == 0:
+        return np.zeros((0, DESCRIPTOR_SIZE), dtype=np.float32)
+    lo, hi = float(smoothed.min()), float(smoothed.max())
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    grey8 = np.clip(np.rint((smoothed.astype(np.float64) - lo) * scale), 0, 255).astype(np.uint8)
+    degrees = np.mod(np.degrees(np.asarray(angles, dtype=np.float64)), 360.0)
+    keypoints = [cv2.KeyPoint(float(x), float(y), 2.0 * sigma, float(a))
+                 for (x, y), a in zip(np.asarray(centers, dtype=np.float64).tolist(), degrees.tolist())]
+    sift = cv2.SIFT_create(nOctaveLayers=1, sigma=0.5)
+    kept, raw = sift.compute(grey8, keypoints)
+    if raw is None or len(kept) != n:
+        raise RuntimeError(f"OpenCV SIFT returned {0 if raw is None else len(kept)} descriptors for {n} keypoints")
+    desc = raw.reshape(n, NUM_SPATIAL_BINS, NUM_SPATIAL_BINS, NUM_ORIENTATIONS)[..., _VL_FROM_CV_ORIENTATION]
+    desc = desc.reshape(n, DESCRIPTOR_SIZE).astype(np.float64)
+    norm = np.linalg.norm(desc, axis=1, keepdims=True)
+    return np.where(norm > 0, desc * (512.0 / np.where(norm > 0, norm, 1.0)), 0.0).astype(np.float32)

@@ -9,7 +9,10 @@ Geometry conventions (shared by feature extraction, encoding and the LRP pixel l
 * a SIFT descriptor with bin size ``B`` centred at ``c`` has a 4×4 grid of spatial bins whose
   centres lie at ``c + (i - 1.5)·B``, ``i = 0..3``; bilinear binning lets each bin see pixels
   closer than ``B`` to its centre, so the descriptor's pixel support along each axis is
-  ``[c - 2.5B + 1, c + 2.5B - 1]``: ``5B - 1`` pixels.
+  ``[c - 2.5B + 1, c + 2.5B - 1]``: ``5B - 1`` pixels;
+* a rotation-normalised descriptor (``angles`` ≠ 0) has the same grid turned by its angle ``theta``
+  about ``c`` (from ``+x`` towards ``+y``, i.e. clockwise on screen); bin ``(i, j)`` is centred at
+  ``c + R(theta) · ((i - 1.5)·B, (j - 1.5)·B)``.
 """
 from __future__ import annotations
 
@@ -36,6 +39,8 @@ class DescriptorSet:
         ``(rows, cols)`` of the work image.
     image_shape : (int, int)
         ``(rows, cols)`` of the original image.
+    angles : (N,) float32, optional
+        Orientation of each descriptor's grid in radians (zeros, the default, for upright SIFT).
     """
 
     values: np.ndarray
@@ -44,9 +49,14 @@ class DescriptorSet:
     scales: np.ndarray
     work_shape: tuple[int, int]
     image_shape: tuple[int, int]
+    angles: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.values)
+        if self.angles is None:
+            self.angles = np.zeros(n, dtype=np.float32)
+        if len(self.angles) != n:
+            raise ValueError("angles must have one entry per descriptor")
         if not (len(self.centers) == len(self.bin_sizes) == len(self.scales) == n):
             raise ValueError("values, centers, bin_sizes and scales must have the same length")
         self.work_shape = (int(self.work_shape[0]), int(self.work_shape[1]))
@@ -72,9 +82,11 @@ class DescriptorSet:
     def support_boxes(self) -> np.ndarray:
         """Inclusive pixel support ``[x0, y0, x1, y1]`` of each descriptor in work-image pixels, ``(N, 4)``.
 
+        For a rotated descriptor this is the axis-aligned box around its turned support square.
         Not clipped to the image: callers clip where they need to.
         """
-        half = 2.5 * self.bin_sizes - 1.0
+        turn = np.abs(np.cos(self.angles)) + np.abs(np.sin(self.angles))  # 1 when upright
+        half = 2.5 * self.bin_sizes * turn - 1.0
         x, y = self.centers[:, 0], self.centers[:, 1]
         return np.stack([x - half, y - half, x + half, y + half], axis=1).astype(np.float32)
 
@@ -87,8 +99,10 @@ class DescriptorSet:
             scales=self.scales[index],
             work_shape=self.work_shape,
             image_shape=self.image_shape,
+            angles=self.angles[index],
         )
 
     def with_values(self, values: np.ndarray) -> "DescriptorSet":
         """The same geometry with other descriptor vectors (e.g. after PCA)."""
-        return DescriptorSet(values, self.centers, self.bin_sizes, self.scales, self.work_shape, self.image_shape)
+        return DescriptorSet(values, self.centers, self.bin_sizes, self.scales, self.work_shape, self.image_shape,
+                             self.angles)

@@ -17,6 +17,13 @@ Per image:
 Descriptors are unit vectors times 512 (VLFeat's float convention), layout
 ``t + 8·bx + 32·by`` (see :mod:`bowlrp.features._vlfeat`). Geometry conventions of the output
 are those of :class:`~bowlrp.features.descriptors.DescriptorSet`.
+
+With ``orientation="dominant"`` (the rotation-normalised SIFT of the shapes task, Section 2.4.3)
+step 2 changes: on the same grid, each frame of bin size ``B`` becomes a ``vl_sift`` frame of scale
+``sigma = B / 3`` (VLFeat's magnification 3) turned to its main gradient orientation
+(:mod:`.orientation`, computed on the work image smoothed to ``sigma``), and its descriptor is
+``vl_sift``'s (a per-pixel Gaussian window of 2 bins, not fast mode); ``magnif``, ``window_size``
+and ``fast`` then only shape the contrast measure, which is computed as in upright mode.
 """
 from __future__ import annotations
 
@@ -28,13 +35,20 @@ import numpy as np
 from scipy.ndimage import correlate1d
 
 from ..errors import BowlrpError, ImageError
-from ._opencv import flat_window_mass, opencv_available, opencv_dsift
-from ._vlfeat import DESCRIPTOR_SIZE, cyvlfeat_available, dense_frame_origins, vlfeat_dsift
+from ._opencv import flat_window_mass, opencv_available, opencv_dsift, opencv_sift_oriented
+from ._vlfeat import (DESCRIPTOR_SIZE, cyvlfeat_available, dense_frame_origins, vlfeat_dsift,
+                      vlfeat_sift_oriented)
 from .descriptors import DescriptorSet
+from .orientation import dominant_orientations
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("vlfeat", "opencv")
+ORIENTATIONS = ("upright", "dominant")
+#: vl_sift's spatial bin width per unit of keypoint scale
+SIFT_MAGNIF = 3.0
+#: blur a camera image is assumed to carry already (vl_sift's nominal sigma_n)
+NOMINAL_BLUR = 0.5
 # MATLAB rgb2gray (ITU-R BT.601 luma) weights, R G B
 RGB_TO_GREY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103], dtype=np.float32)
 
@@ -166,6 +180,10 @@ class DenseSift:
         Descriptors with raw mass below this are zeroed (kept). Image intensities are in [0, 1].
     fast : bool
         VLFeat's flat-window mode. The OpenCV backend supports ``fast=True`` only.
+    orientation : {"upright", "dominant"}
+        ``"upright"``: ``vl_dsift`` descriptors, all at angle 0 (the VOC setup). ``"dominant"``:
+        each frame turned to its main gradient orientation, ``vl_sift`` descriptors (see the
+        module docstring).
 
     Attributes
     ----------
@@ -184,6 +202,7 @@ class DenseSift:
         window_size: float = 1.5,
         contrast_threshold: float = 0.005,
         fast: bool = True,
+        orientation: str = "upright",
     ) -> None:
         self.bin_sizes = bin_sizes
         self.step = step
@@ -193,6 +212,7 @@ class DenseSift:
         self.window_size = window_size
         self.contrast_threshold = contrast_threshold
         self.fast = fast
+        self.orientation = orientation
 
     # -- scikit-learn conventions -------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -206,6 +226,7 @@ class DenseSift:
             "window_size": float(self.window_size),
             "contrast_threshold": float(self.contrast_threshold),
             "fast": bool(self.fast),
+            "orientation": str(self.orientation),
         }
 
     def set_params(self, **params: Any) -> "DenseSift":
@@ -235,6 +256,8 @@ class DenseSift:
             raise BowlrpError(f"max_rows must be a positive integer or None, got {self.max_rows!r}")
         if not (self.magnif > 0 and self.window_size > 0):
             raise BowlrpError("magnif and window_size must be positive")
+        if self.orientation not in ORIENTATIONS:
+            raise BowlrpError(f"orientation must be one of {', '.join(ORIENTATIONS)}, got {self.orientation!r}")
 
     # -- extraction ---------------------------------------------------------------------------
     def work_image(self, image: np.ndarray) -> np.ndarray:
@@ -262,14 +285,17 @@ class DenseSift:
         sizes = [int(b) for b in self.bin_sizes]
         max_size = max(sizes)
 
-        values, centers, bins, scales = [], [], [], []
+        values, centers, bins, scales, angles = [], [], [], [], []
         for scale_index, size in enumerate(sizes):
             bound_min = phow_bound_min(size, max_size)
             origins = dense_frame_origins(work.shape, bound_min, size, int(self.step))
             if len(origins) == 0:
                 continue
             smoothed = vl_imsmooth(work, size / self.magnif)
-            if self.backend_ == "vlfeat":
+            if self.orientation == "dominant":
+                centre, desc, theta = self._oriented(work, origins, size)
+                mass = flat_window_mass(smoothed, origins, size, self.window_size)
+            elif self.backend_ == "vlfeat":
                 centre, desc, mass = vlfeat_dsift(smoothed, size, int(self.step), bound_min, self.window_size, self.fast)
             else:
                 centre = (origins + 1.5 * size).astype(np.float32)
@@ -280,6 +306,7 @@ class DenseSift:
             centers.append(centre)
             bins.append(np.full(len(desc), size, dtype=np.float32))
             scales.append(np.full(len(desc), scale_index, dtype=np.int16))
+            angles.append(theta if self.orientation == "dominant" else np.zeros(len(desc), dtype=np.float32))
 
         if not values:
             return DescriptorSet(
@@ -297,7 +324,20 @@ class DenseSift:
             scales=np.concatenate(scales),
             work_shape=work.shape,
             image_shape=grey.shape,
+            angles=np.concatenate(angles),
         )
+
+    def _oriented(self, work: np.ndarray, origins: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centres, rotated descriptors and angles of one scale in ``orientation="dominant"`` mode."""
+        centre = (origins + 1.5 * size).astype(np.float32)
+        sigma = size / SIFT_MAGNIF
+        level = vl_imsmooth(work, math.sqrt(max(sigma * sigma - NOMINAL_BLUR**2, 0.0)))
+        theta = dominant_orientations(level, centre, sigma)
+        if self.backend_ == "vlfeat":
+            desc = vlfeat_sift_oriented(work, centre, sigma, theta)
+        else:
+            desc = opencv_sift_oriented(level, centre, sigma, theta)
+        return centre, desc, theta
 
     # -- persistence --------------------------------------------------------------------------
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
