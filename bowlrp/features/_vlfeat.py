@@ -156,10 +156,11 @@ def vlfeat_sift_oriented(grey: np.ndarray, centers: np.ndarray, sigma: float, an
     if n == 0:
         return np.zeros((0, DESCRIPTOR_SIZE), dtype=np.float32)
     frames = np.column_stack([centers[:, 1], centers[:, 0], np.full(n, sigma), angles]).astype(np.float32)
-    out_frames, values = sift(np.ascontiguousarray(grey, dtype=np.float32), frames=frames,
-                              compute_descriptor=True, float_descriptors=True, magnification=3, window_size=2)
-    # cyvlfeat sorts the frames by scale with an unstable qsort: put them back in input order
     key_in = np.lexsort((frames[:, 1], frames[:, 0]))
+    # cyvlfeat sorts the frames by scale with C's qsort, in place when the array is already float32
+    # (no copy) and not necessarily stably: hand it a copy and restore the input order by position
+    out_frames, values = sift(np.ascontiguousarray(grey, dtype=np.float32), frames=frames.copy(),
+                              compute_descriptor=True, float_descriptors=True, magnification=3, window_size=2)
     key_out = np.lexsort((out_frames[:, 1], out_frames[:, 0]))
     ordered = np.empty((n, DESCRIPTOR_SIZE), dtype=np.float32)
     ordered[key_in] = np.asarray(values, dtype=np.float32)[key_out]
