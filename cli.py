@@ -6,10 +6,8 @@ usage errors exit 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from pathlib import Path
 from typing import Sequence
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -70,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "artefacts (horse watermark, boats on water, aeroplanes in sky) "
                                           "recorded in ground_truth.json. Same seed, same bytes.")
     voc.add_argument("--out", required=True, metavar="DIR")
+    voc.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
     voc.add_argument("--seed", type=int, default=0)
     voc.add_argument("--size", choices=("small", "default", "large"), default="default",
                      help="small: ~60 tiny images (tests); default: ~600 images; large: ~2000 VOC-size images")
@@ -77,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Write the shapes task: 102x102 tiles (VOC format, class "
                                              "'polygon') cut from large images, with pixel masks.")
     shapes.add_argument("--out", required=True, metavar="DIR")
+    shapes.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
     shapes.add_argument("--seed", type=int, default=0)
     inspect = data_sub.add_parser("inspect", parents=[common], help="summarise a dataset: splits, classes, positives per class")
     _add_data_source(inspect)
@@ -158,12 +158,12 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "synth-voc":
         from bowlrp.data.synth import generate_toyvoc
 
-        root = generate_toyvoc(args.out, seed=args.seed, size=args.size)
+        root = generate_toyvoc(args.out, seed=args.seed, size=args.size, overwrite=args.overwrite)
         print(f"toyvoc ({args.size}, seed {args.seed}) written to {root}")
     elif args.data_command == "synth-shapes":
         from bowlrp.data.synth import generate_shapes
 
-        root = generate_shapes(args.out, seed=args.seed)
+        root = generate_shapes(args.out, seed=args.seed, overwrite=args.overwrite)
         print(f"shapes task (seed {args.seed}) written to {root}")
     else:
         from bowlrp.data import open_dataset
@@ -200,8 +200,6 @@ def _labelled_split(args: argparse.Namespace, classes: list[str] | None):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from bowlrp.errors import SkipLog
     from bowlrp.pipeline import PipelineConfig, train_model
 
@@ -303,6 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if sys.stderr.isatty():
+        # at a terminal, say what the long stages are doing (the progress bars show there too)
+        logging.getLogger("bowlrp").setLevel(logging.INFO)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

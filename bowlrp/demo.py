@@ -20,6 +20,15 @@ MODELS = {
 }
 
 
+def _same_toyvoc(root: Path, seed: int, size: str) -> bool:
+    """True when ``root`` holds a complete toyvoc set of this seed and size (its sidecar is written last)."""
+    try:
+        meta = json.loads((root / "ground_truth.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.get("generator") == "toyvoc" and meta.get("seed") == seed and meta.get("size") == size
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bowlrp.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
@@ -40,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(code)
 
     start = time.perf_counter()
-    run("data", "synth-voc", "--out", str(data), "--seed", str(args.seed), "--size", args.size)
+    if _same_toyvoc(data, args.seed, args.size):
+        print(f"reusing toyvoc ({args.size}, seed {args.seed}) in {data}")
+    else:
+        run("data", "synth-voc", "--out", str(data), "--seed", str(args.seed), "--size", args.size, "--overwrite")
     summary = {}
     for name, options in MODELS.items():
         model_dir = out / "models" / name

@@ -272,7 +272,9 @@ def fit_features(config: PipelineConfig, paths: Sequence[str | Path], skips: Ski
         if len(sample) < config.n_words:
             raise BowlrpError(f"only {len(sample)} descriptors to fit a vocabulary of {config.n_words} words; "
                               "use more images or a smaller --gmm-k / --vocab-size")
-        log.info("fitting vocabulary %d/%d on %d descriptors", g + 1, len(groups), len(sample))
+        kind = f"a {config.n_words}-component GMM" if config.encoder == "fisher" else f"{config.n_words} k-means words"
+        log.info("fitting %s (block %d of %d) on %d descriptors; scikit-learn's EM/k-means takes a while",
+                 kind, g + 1, len(groups), len(sample))
         blocks.append(_make_block(config, group, sample, config.seed + g))
     return FeaturePipeline(sift=sift, blocks=blocks)
 

@@ -132,28 +132,13 @@ def opencv_dsift(
     -------
     (N, 128) float32, L2 norm 512 (or 0 for a flat patch).
     """
-    import cv2
-
     n = len(origins)
     if n == 0:
         return np.zeros((0, DESCRIPTOR_SIZE), dtype=np.float32)
     pad = int(bin_size)  # bilinear support reaches B - 1 px past the outer bin centres
     padded = np.pad(smoothed.astype(np.float64), pad, mode="reflect", reflect_type="odd")
-    lo, hi = float(padded.min()), float(padded.max())
-    scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    grey8 = np.clip(np.rint((padded - lo) * scale), 0, 255).astype(np.uint8)
-
     centres = origins.astype(np.float64) + 1.5 * bin_size + pad
-    size = _SIZE_PER_BIN * bin_size
-    # cv2.KeyPoint_convert would be loop-free but sets angle -1 (a 1° rotation); build them directly
-    keypoints = [cv2.KeyPoint(x, y, size, 0.0) for x, y in centres.tolist()]
-    sift = cv2.SIFT_create(nOctaveLayers=1, sigma=0.5)
-    kept, raw = sift.compute(grey8, keypoints)
-    if raw is None or len(kept) != n:
-        raise RuntimeError(f"OpenCV SIFT returned {0 if raw is None else len(kept)} descriptors for {n} keypoints")
-
-    desc = raw.reshape(n, NUM_SPATIAL_BINS, NUM_SPATIAL_BINS, NUM_ORIENTATIONS)[..., _VL_FROM_CV_ORIENTATION]
-    desc = desc.reshape(n, DESCRIPTOR_SIZE).astype(np.float64)
+    desc = _compute_in_vl_layout(padded, centres, _SIZE_PER_BIN * bin_size, np.zeros(n))
     # entries OpenCV clamped at 0.2 all carry the descriptor's maximum; VLFeat would clamp them to one
     # common value too, so keep them equal after reweighting (their mean weight) instead of letting
     # the window ratio spread them apart
@@ -166,6 +151,28 @@ def opencv_dsift(
     norm = np.linalg.norm(reweighted, axis=1, keepdims=True)
     out = np.where(norm > 0, reweighted * (512.0 / np.where(norm > 0, norm, 1.0)), 0.0)
     return out.astype(np.float32)
+
+
+def _compute_in_vl_layout(image: np.ndarray, centres: np.ndarray, size: float, degrees: np.ndarray) -> np.ndarray:
+    """OpenCV SIFT descriptors of keypoints at ``centres`` (``(N, 2)`` x, y) with keypoint ``size``
+    and angles in degrees, reordered to VLFeat's orientation bins: ``(N, 128)`` float64.
+
+    OpenCV needs 8-bit input, so ``image`` is first stretched affinely to 0..255 (descriptors are
+    invariant to an affine intensity change, apart from rounding). Keypoints are built one by one:
+    ``cv2.KeyPoint_convert`` would be loop-free but sets angle -1 (a 1° rotation).
+    """
+    import cv2
+
+    n = len(centres)
+    lo, hi = float(image.min()), float(image.max())
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    grey8 = np.clip(np.rint((image.astype(np.float64) - lo) * scale), 0, 255).astype(np.uint8)
+    keypoints = [cv2.KeyPoint(x, y, float(size), a) for (x, y), a in zip(centres.tolist(), np.asarray(degrees).tolist())]
+    kept, raw = cv2.SIFT_create(nOctaveLayers=1, sigma=0.5).compute(grey8, keypoints)
+    if raw is None or len(kept) != n:
+        raise RuntimeError(f"OpenCV SIFT returned {0 if raw is None else len(kept)} descriptors for {n} keypoints")
+    desc = raw.reshape(n, NUM_SPATIAL_BINS, NUM_SPATIAL_BINS, NUM_ORIENTATIONS)[..., _VL_FROM_CV_ORIENTATION]
+    return desc.reshape(n, DESCRIPTOR_SIZE).astype(np.float64)
 
 
 def opencv_sift_oriented(smoothed: np.ndarray, centers: np.ndarray, sigma: float, angles: np.ndarray) -> np.ndarray:
@@ -191,22 +198,10 @@ def opencv_sift_oriented(smoothed: np.ndarray, centers: np.ndarray, sigma: float
     Both libraries weight pixels by a Gaussian of 2 bins here, so unlike the fast-mode path no window
     correction is needed; pixels outside the image are ignored by both.
     """
-    import cv2
-
     n = len(centers)
     if n == 0:
         return np.zeros((0, DESCRIPTOR_SIZE), dtype=np.float32)
-    lo, hi = float(smoothed.min()), float(smoothed.max())
-    scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    grey8 = np.clip(np.rint((smoothed.astype(np.float64) - lo) * scale), 0, 255).astype(np.uint8)
     degrees = np.mod(np.degrees(np.asarray(angles, dtype=np.float64)), 360.0)
-    keypoints = [cv2.KeyPoint(float(x), float(y), 2.0 * sigma, float(a))
-                 for (x, y), a in zip(np.asarray(centers, dtype=np.float64).tolist(), degrees.tolist())]
-    sift = cv2.SIFT_create(nOctaveLayers=1, sigma=0.5)
-    kept, raw = sift.compute(grey8, keypoints)
-    if raw is None or len(kept) != n:
-        raise RuntimeError(f"OpenCV SIFT returned {0 if raw is None else len(kept)} descriptors for {n} keypoints")
-    desc = raw.reshape(n, NUM_SPATIAL_BINS, NUM_SPATIAL_BINS, NUM_ORIENTATIONS)[..., _VL_FROM_CV_ORIENTATION]
-    desc = desc.reshape(n, DESCRIPTOR_SIZE).astype(np.float64)
+    desc = _compute_in_vl_layout(smoothed, np.asarray(centers, dtype=np.float64), 2.0 * sigma, degrees)
     norm = np.linalg.norm(desc, axis=1, keepdims=True)
     return np.where(norm > 0, desc * (512.0 / np.where(norm > 0, norm, 1.0)), 0.0).astype(np.float32)

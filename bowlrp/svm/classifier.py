@@ -17,7 +17,7 @@ from sklearn.svm import SVC
 
 from ..errors import BowlrpError, DataError
 from .kernels import BLOCK_BYTES, Kernel, _as_2d, linear_feature_weights, make_kernel
-from .metrics import AP_METHODS
+from .metrics import AP_METHODS, sign_accuracy
 
 ClassWeight = str | dict | None
 
@@ -79,8 +79,8 @@ class BinarySvm:
     Fitted attributes
     -----------------
     kernel_ : Kernel
-    support_vectors_ : (S, d) float32 -- None for a linear model loaded from a file
-    dual_coef_ : (S,) float64 -- alpha_i * y_i; None for a loaded linear model
+    support_vectors_ : (S, d) float32 -- None for linear models (w is all they need)
+    dual_coef_ : (S,) float64 -- alpha_i * y_i; None for a linear model loaded from a file
     intercept_ : float -- b
     coef_ : (d,) float64 -- w = sum_i alpha_i y_i x_i for the linear kernel (Eq. A.1), with the block
         weights folded in for a KernelSum of linear kernels; None for other kernels
@@ -116,19 +116,31 @@ class BinarySvm:
         elif gram.shape != (X.shape[0], X.shape[0]):
             raise DataError(f"gram must be ({X.shape[0]}, {X.shape[0]}), got {gram.shape}")
         support, dual, b = _fit_svc(gram, y, C, class_weight)
-        return self._set_fitted(kernel, X[support], dual, b, C, class_weight)
+        return self._set_fitted(kernel, X, support, dual, b, C, class_weight)
 
-    def _set_fitted(self, kernel, support_vectors, dual_coef, intercept, C, class_weight) -> "BinarySvm":
+    def _set_fitted(self, kernel, X, support, dual_coef, intercept, C, class_weight) -> "BinarySvm":
+        """Keep the machine trained on rows ``support`` of ``X``.
+
+        A linear machine keeps only w (Eq. A.1, block weights folded in for a sum of linear kernels),
+        accumulated over row blocks, so a VOC-size FV problem never holds a float64 copy of its support
+        vectors (or one float32 copy per class); other kernels keep the support vectors.
+        """
         self.kernel_ = kernel
-        self.support_vectors_ = np.asarray(support_vectors, dtype=np.float32)
         self.dual_coef_ = np.asarray(dual_coef, dtype=np.float64)
         self.intercept_ = float(intercept)
         self.C_ = float(C)
         self.class_weight_ = class_weight
         self.coef_ = None
-        scale = linear_feature_weights(kernel, self.support_vectors_.shape[1])
-        if scale is not None:  # Eq. A.1, with block weights folded in for a sum of linear kernels
-            self.coef_ = (self.dual_coef_ @ self.support_vectors_.astype(np.float64)) * scale
+        self.support_vectors_ = None
+        scale = linear_feature_weights(kernel, X.shape[1])
+        if scale is not None:
+            step = max(1, BLOCK_BYTES // (8 * max(X.shape[1], 1)))
+            w = np.zeros(X.shape[1])
+            for i in range(0, len(support), step):
+                w += self.dual_coef_[i:i + step] @ np.asarray(X[support[i:i + step]], dtype=np.float64)
+            self.coef_ = w * scale
+        else:
+            self.support_vectors_ = np.asarray(X[support], dtype=np.float32)
         return self
 
     @property
@@ -186,10 +198,11 @@ def _stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) 
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def _validation_score(gram, y, train, val, C, class_weight, ap_fn) -> float:
+def _validation_score(gram, y, train, val, C, class_weight, ap_fn) -> tuple[float, float]:
+    """(AP, accuracy of the sign) on the validation positions of a model trained on ``train``."""
     support, dual, b = _fit_svc(gram[np.ix_(train, train)], y[train], C, class_weight)
     scores = gram[np.ix_(val, train[support])] @ dual + b
-    return ap_fn(scores, y[val])
+    return ap_fn(scores, y[val]), sign_accuracy(scores, y[val])
 
 
 class OneVsRestSvm:
@@ -202,8 +215,8 @@ class OneVsRestSvm:
     C : float or None
         Fixed regularisation for every class; ``None`` chooses it per class from ``C_grid``.
     C_grid : sequence of float
-        Candidates, tried in order; the first with the best validation AP wins (ties go to
-        the earlier, by default smaller, C).
+        Candidates, tried in order; the best validation AP wins, ties go to the better validation
+        accuracy (sign of f), then to the earlier, by default smaller, C.
     validation_fraction : float
         Share of each class' positives and negatives held out (stratified) for choosing C.
         A class with fewer than two positives or negatives cannot be validated; it gets the
@@ -221,7 +234,8 @@ class OneVsRestSvm:
     Fitted attributes
     -----------------
     kernel_, estimators_ (list of BinarySvm), chosen_C_ (list of float),
-    validation_ap_ (list of {C: AP} or None), class_names_ (list of str).
+    validation_ap_ (list of {C: AP} or None), validation_accuracy_ (list of {C: accuracy} or None),
+    class_names_ (list of str).
     """
 
     def __init__(
@@ -272,19 +286,20 @@ class OneVsRestSvm:
         )
         self.class_names_ = class_names
         self.chosen_C_ = [r[0] for r in results]
-        self.validation_ap_ = [r[1] for r in results]
+        self.validation_ap_ = [None if r[1] is None else {c: v[0] for c, v in r[1].items()} for r in results]
+        self.validation_accuracy_ = [None if r[1] is None else {c: v[1] for c, v in r[1].items()} for r in results]
         self.estimators_ = [
-            BinarySvm()._set_fitted(self.kernel_, X[rows], dual, b, C, self.class_weight)
+            BinarySvm()._set_fitted(self.kernel_, X, rows, dual, b, C, self.class_weight)
             for (C, _, rows, dual, b) in results
         ]
         return self
 
     def _fit_class(self, gram: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
-        """(chosen C, {C: validation AP} or None, support rows, alpha*y, b) for one class."""
+        """(chosen C, {C: (validation AP, accuracy)} or None, support rows, alpha*y, b) for one class."""
         rows = np.flatnonzero(labels != 0)
         y = labels[rows].astype(np.int64)
         sub = gram[np.ix_(rows, rows)]
-        val_ap = None
+        scored = None
         if self.C is not None:
             C = float(self.C)
         else:
@@ -294,10 +309,12 @@ class OneVsRestSvm:
                 C = sorted(grid)[len(grid) // 2]
             else:
                 ap_fn = AP_METHODS[self.ap_method]
-                val_ap = {c: _validation_score(sub, y, *split, c, self.class_weight, ap_fn) for c in grid}
-                C = max(grid, key=lambda c: (val_ap[c], -grid.index(c)))
+                scored = {c: _validation_score(sub, y, *split, c, self.class_weight, ap_fn) for c in grid}
+                # AP ranks; among equal APs (easy classes reach 1.0 everywhere) the sign must still
+                # mean something, so the validation accuracy decides, then the earlier C
+                C = max(grid, key=lambda c: (scored[c][0], scored[c][1], -grid.index(c)))
         support, dual, b = _fit_svc(sub, y, C, self.class_weight)
-        return C, val_ap, rows[support], dual, b
+        return C, scored, rows[support], dual, b
 
     @property
     def is_linear(self) -> bool:
@@ -364,6 +381,7 @@ class OneVsRestSvm:
         model.class_names_ = list(meta["class_names"])
         model.chosen_C_ = [float(c) for c in meta["chosen_C"]]
         model.validation_ap_ = [None] * len(model.class_names_)
+        model.validation_accuracy_ = [None] * len(model.class_names_)
         model.estimators_ = []
         for c, (b, C) in enumerate(zip(meta["intercepts"], model.chosen_C_)):
             est = BinarySvm()
