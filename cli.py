@@ -49,7 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bowlrp",
         description="Train Bag-of-Words / Fisher-vector image classifiers with kernel SVMs and explain "
-                    "them with Layer-wise Relevance Propagation.")
+                    "them with Layer-wise Relevance Propagation.",
+        epilog="example, on the embedded synthetic data:\n"
+               "  bowlrp data synth-voc --out data/toyvoc\n"
+               "  bowlrp train --data data/toyvoc --encoder fisher --kernel linear --out models/fv\n"
+               "  bowlrp evaluate --model models/fv --data data/toyvoc --split test --json ap.json\n"
+               "'bowlrp COMMAND --help' explains each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
     # the same two flags after the sub-command (`bowlrp train ... --debug`); SUPPRESS keeps a
