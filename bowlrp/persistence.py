@@ -70,7 +70,9 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
             info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            array = np.asarray(arrays[key])  # 0-d stays 0-d (np.ascontiguousarray would make it 1-d)
+            np.lib.format.write_array(member, array if array.flags.c_contiguous else array.copy(order="C"),
+                                      allow_pickle=False)
             archive.writestr(info, member.getvalue())
     return buf.getvalue()
 

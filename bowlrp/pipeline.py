@@ -81,7 +81,7 @@ class PipelineConfig:
     max_rows: int = 480
     per_scale: bool = False
     pyramid: bool = True
-    pooling: str = "sum"
+    pooling: str | float = "sum"
     rank_p: float = 2.0
     rank_n: int = 4
     fisher_normalization: str = "enceval"
@@ -121,14 +121,20 @@ class Block:
         """The encoder's vocabulary (the encoder owns it, and stores it with its own state)."""
         return self.encoder.gmm if isinstance(self.encoder, FisherEncoder) else self.encoder.vocab
 
-    def select(self, descriptors: DescriptorSet) -> DescriptorSet:
-        return descriptors.subset(np.isin(descriptors.scales, self.scales))
+    def prepare(self, descriptors: DescriptorSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the encoder sees: ``(index into descriptors (n,), projected values (n, D), positions (n, 2))``.
+
+        Shared by the forward encoding and its relevance step, so both see the same inputs.
+        """
+        index = np.flatnonzero(np.isin(descriptors.scales, self.scales))
+        own = descriptors.subset(index)
+        values = own.values if self.projection is None else self.projection.transform(own.values)
+        return index, values, own.normalized_positions()
 
     def encode(self, descriptors: DescriptorSet) -> np.ndarray:
         """Image vector of this block, ``(encoder.dim,)`` float32."""
-        own = self.select(descriptors)
-        values = own.values if self.projection is None else self.projection.transform(own.values)
-        return self.encoder.encode(values, own.normalized_positions())
+        _, values, positions = self.prepare(descriptors)
+        return self.encoder.encode(values, positions)
 
 
 @dataclass

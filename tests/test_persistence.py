@@ -1,4 +1,5 @@
 """Model storage: JSON + npz, loadable without running code, stable bytes."""
+import io
 import json
 import zipfile
 
@@ -48,3 +49,10 @@ def test_missing_or_foreign_directories_give_model_errors(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps({"format_version": 99}))
     with pytest.raises(ModelError, match="format_version"):
         load_stages(tmp_path)
+
+
+def test_scalars_stay_scalars():
+    with np.load(io.BytesIO(npz_bytes({"score": np.float64(1.5), "grid": np.arange(6).reshape(2, 3)[:, ::2]})),
+                 allow_pickle=False) as npz:
+        assert npz["score"].shape == () and float(npz["score"]) == 1.5
+        assert npz["grid"].tolist() == [[0, 2], [3, 5]]

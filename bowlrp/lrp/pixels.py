@@ -1,0 +1,93 @@
+"""LRP for the feature-extraction layer: R_l per descriptor → R_p per pixel (Eqs. 2.84-2.85).
+
+The backward step of :mod:`bowlrp.features` (layer (2) → (1) of Fig. 2.11), in two parts:
+
+1. The flat rule on the work image: each descriptor's relevance spread evenly over the pixels of its
+   support (:meth:`DescriptorSet.support_boxes`: the 4×4 bins with bilinear spill, ``5B - 1`` px a
+   side; for a rotated descriptor the axis-aligned box around its turned support), clipped to the
+   image. A pixel belongs to a box when its centre lies inside. Computed with a summed-area
+   difference array: linear in descriptors + pixels, whatever the box sizes.
+2. The resize back to the original image. The work image is the original shrunk by area averaging
+   (``work = A_y · original · A_x^T``, rows of A summing to 1); the flat rule through that linear
+   map gives ``R_original = A_y^T · R_work · A_x``: each work pixel's relevance goes to the original
+   pixels it averaged, in proportion to their weights. Both parts conserve relevance exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..features.descriptors import DescriptorSet
+
+
+def flat_rule_map(descriptors: DescriptorSet, relevance: np.ndarray) -> np.ndarray:
+    """Pixel relevance on the work image, ``(rows, cols)`` float64, summing to ``relevance.sum()``.
+
+    Parameters
+    ----------
+    descriptors : DescriptorSet
+    relevance : (N,) float
+        ``R_l`` of every descriptor.
+    """
+    rows, cols = descriptors.work_shape
+    R = np.asarray(relevance, dtype=np.float64).ravel()
+    out = np.zeros((rows + 1, cols + 1))
+    if len(R) == 0:
+        return out[:rows, :cols]
+    boxes = descriptors.support_boxes().astype(np.float64)
+    # pixels whose centre lies in [x0, x1] (tolerance for float32 boxes of integer corners)
+    x0 = np.clip(np.ceil(boxes[:, 0] - 1e-4), 0, cols - 1).astype(np.int64)
+    y0 = np.clip(np.ceil(boxes[:, 1] - 1e-4), 0, rows - 1).astype(np.int64)
+    x1 = np.clip(np.floor(boxes[:, 2] + 1e-4), 0, cols - 1).astype(np.int64)
+    y1 = np.clip(np.floor(boxes[:, 3] + 1e-4), 0, rows - 1).astype(np.int64)
+    # a box that misses the image entirely (not produced by the dense grids) keeps its centre pixel
+    cx = np.clip(np.rint(descriptors.centers[:, 0]), 0, cols - 1).astype(np.int64)
+    cy = np.clip(np.rint(descriptors.centers[:, 1]), 0, rows - 1).astype(np.int64)
+    empty = (x1 < x0) | (y1 < y0)
+    x0, x1 = np.where(empty, cx, x0), np.where(empty, cx, x1)
+    y0, y1 = np.where(empty, cy, y0), np.where(empty, cy, y1)
+    density = R / ((x1 - x0 + 1) * (y1 - y0 + 1))
+    width = cols + 1
+    index = np.concatenate([y0 * width + x0, y0 * width + x1 + 1, (y1 + 1) * width + x0, (y1 + 1) * width + x1 + 1])
+    weight = np.concatenate([density, -density, -density, density])
+    out = np.bincount(index, weights=weight, minlength=(rows + 1) * width).reshape(rows + 1, width)
+    return np.cumsum(np.cumsum(out, axis=0), axis=1)[:rows, :cols]
+
+
+def area_weights(n_original: int, n_work: int) -> np.ndarray:
+    """The 1-D area-averaging matrix A, ``(n_work, n_original)``: work pixel i averages the original
+    pixels overlapping ``[i f, (i + 1) f)``, ``f = n_original / n_work``, by overlap; rows sum to 1."""
+    f = n_original / n_work
+    lo = np.arange(n_work)[:, None] * f
+    hi = lo + f
+    j = np.arange(n_original)[None, :]
+    overlap = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0, None)
+    return overlap / f
+
+
+def to_original(work_map: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+    """Relevance on the work image mapped to the original image's pixels, conserving the sum."""
+    rows, cols = work_map.shape
+    if (rows, cols) == tuple(image_shape):
+        return np.asarray(work_map, dtype=np.float64)
+    a_y = area_weights(int(image_shape[0]), rows)
+    a_x = area_weights(int(image_shape[1]), cols)
+    return a_y.T @ work_map @ a_x
+
+
+def original_frames(descriptors: DescriptorSet) -> np.ndarray:
+    """Descriptor frames in original-image pixels, ``(N, 4)`` float32: x, y, bin size, angle.
+
+    A work pixel i spans ``[i f, (i + 1) f)`` of the original, so a position c maps to
+    ``(c + 0.5) f - 0.5``; lengths scale by f (separately per axis; the bin size uses the x factor).
+    """
+    rows, cols = descriptors.work_shape
+    fy = descriptors.image_shape[0] / rows
+    fx = descriptors.image_shape[1] / cols
+    x = (descriptors.centers[:, 0] + 0.5) * fx - 0.5
+    y = (descriptors.centers[:, 1] + 0.5) * fy - 0.5
+    return np.stack([x, y, descriptors.bin_sizes * fx, descriptors.angles], axis=1).astype(np.float32)
+
+
+def pixel_relevance(descriptors: DescriptorSet, relevance: np.ndarray) -> np.ndarray:
+    """The flat rule and the resize together: ``(H, W)`` float64 in original-image pixels."""
+    return to_original(flat_rule_map(descriptors, relevance), descriptors.image_shape)

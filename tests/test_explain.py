@@ -1,0 +1,124 @@
+"""Whole-image explanations on trained toyvoc models: conservation for every test image, the Taylor
+bookkeeping, and the ``bowlrp explain`` file contract."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cli
+from bowlrp.data import load_image, open_dataset
+from bowlrp.errors import SkipLog
+from bowlrp.lrp import Rule, explain_image
+from bowlrp.pipeline import BowModel, ParallelOptions, PipelineConfig, train_model
+
+CLASSES = ["aeroplane", "boat", "horse"]
+
+
+@pytest.fixture(scope="module")
+def split(small_toyvoc):
+    ds = open_dataset(small_toyvoc, classes=CLASSES)
+    return ds.split("trainval"), ds.split("test")
+
+
+def _train(split, **config) -> BowModel:
+    train, _ = split
+    labels = np.stack([s.labels for s in train])
+    cfg = PipelineConfig(max_descriptors=20000, seed=0, **config)
+    return train_model(cfg, [s.path for s in train], labels, CLASSES, SkipLog(), ParallelOptions(progress=False))
+
+
+@pytest.fixture(scope="module")
+def models(split):
+    return {
+        "fv-linear": _train(split, encoder="fisher", kernel="linear", n_words=4),
+        "rankbow-hik": _train(split, encoder="rankbow", kernel="hik", n_words=16, pca_dims=None),
+        "vq-additive-chi2": _train(split, encoder="vq", kernel="additive-chi2", n_words=16, pca_dims=None),
+        "rankbow-chi2": _train(split, encoder="rankbow", kernel="chi2", n_words=16, pca_dims=None),
+    }
+
+
+@pytest.mark.parametrize("name", ["fv-linear", "rankbow-hik", "vq-additive-chi2"])
+def test_relevance_plus_bias_is_the_score_on_every_test_image(models, split, name):
+    model = models[name]
+    for sample in split[1]:
+        image = load_image(sample.path)
+        x = model.features.encode_image(image)
+        for class_name in ("horse", "boat"):
+            f = model.decision_function(x[None])[0, model.class_names.index(class_name)]
+            e = explain_image(model, image, class_name, rule=Rule("epsilon", 0.0))
+            assert e.score == pytest.approx(f, rel=1e-9, abs=1e-12)
+            assert e.residual == 0.0 or abs(e.residual) < 1e-12
+            total = float(e.relevance.astype(np.float64).sum()) + e.bias_relevance
+            assert abs(total - e.score) <= 1e-4 * max(1.0, abs(e.score)), (sample.image_id, class_name, total, e.score)
+            assert e.relevance.shape == image.shape[:2]
+
+
+@pytest.mark.parametrize("rule", [Rule("epsilon", 1.0), Rule("epsilon", 100.0), Rule("alphabeta", alpha=2.0)],
+                         ids=lambda r: r.describe())
+def test_absorbed_relevance_closes_the_books(models, split, rule):
+    model = models["fv-linear"]
+    image = load_image(split[1][0].path)
+    e = explain_image(model, image, "horse", rule=rule, bias="uniform")
+    assert e.bias_relevance == 0.0
+    assert abs(float(e.relevance.astype(np.float64).sum()) + e.absorbed - e.score) <= 1e-4 * max(1.0, abs(e.score))
+    if rule.name == "epsilon":
+        smaller = explain_image(model, image, "horse", rule=Rule("epsilon", rule.eps / 10), bias="uniform")
+        assert abs(smaller.absorbed) <= abs(e.absorbed)  # a larger stabiliser keeps more
+
+
+def test_taylor_explanation_reports_root_and_residual(models, split):
+    model = models["rankbow-chi2"]
+    machine = model.classifier.estimators_[model.class_names.index("horse")]
+    residuals = []
+    for sample in split[1][:6]:
+        image = load_image(sample.path)
+        e = explain_image(model, image, "horse")
+        assert abs(e.bias_relevance) <= 1e-5  # f at the root point
+        assert abs(float(e.relevance.astype(np.float64).sum()) + e.bias_relevance + e.residual - e.score) < 1e-6
+        residuals.append(abs(e.residual) / max(abs(e.score), 1e-12))
+    assert machine.support_vectors_ is not None
+    assert np.median(residuals) < 1.0  # first-order terms carry most of f(x)
+
+
+def test_explain_cli_writes_the_file_contract(models, split, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    models["fv-linear"].save(model_dir)
+    paths = [str(s.path) for s in split[1][:2]]
+    bad = tmp_path / "empty.jpg"
+    bad.write_bytes(b"")
+    out = tmp_path / "maps"
+    code = cli.main(["explain", "--model", str(model_dir), "--class", "horse", "--eps", "1", "--out", str(out),
+                     *paths, str(bad)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "empty.jpg" in captured.err and "skipped 1 file" in captured.err
+    for path in paths:
+        stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        with np.load(out / f"{stem}.npz", allow_pickle=False) as npz:
+            assert set(npz.files) == {"relevance", "score", "bias_relevance", "residual", "absorbed",
+                                      "descriptor_relevance", "descriptor_frames"}
+            image = load_image(path)
+            assert npz["relevance"].shape == image.shape[:2] and npz["relevance"].dtype == np.float32
+            assert npz["descriptor_frames"].shape == (len(npz["descriptor_relevance"]), 4)
+            total = npz["relevance"].astype(np.float64).sum() + npz["bias_relevance"] + npz["absorbed"]
+            assert abs(total - npz["score"]) <= 1e-4 * max(1.0, abs(float(npz["score"])))
+        for suffix in ("", "_overlay"):
+            png = Image.open(out / f"{stem}{suffix}.png")
+            assert png.size == (image.shape[1], image.shape[0]) and png.mode == "RGB"
+    code = cli.main(["explain", "--model", str(model_dir), "--class", "unicorn", "--out", str(out), paths[0]])
+    assert code == 1 and "unknown class" in capsys.readouterr().err
+
+
+def test_heatmap_colours_are_symmetric():
+    from bowlrp.heatmap import colorize, merge_tiles
+
+    rgb = colorize(np.array([[-2.0, 0.0, 2.0, 1.0]]))
+    assert rgb[0, 1].tolist() == [255, 255, 255]  # zero is white
+    assert rgb[0, 2].tolist() == [255, 0, 0] and rgb[0, 0].tolist() == [0, 0, 255]  # +max red, -max blue
+    assert rgb[0, 3, 0] == 255 and rgb[0, 3, 1] == rgb[0, 3, 2] == 128  # half-way pink
+    merged = merge_tiles([np.ones((2, 2)), 3 * np.ones((2, 2))], [(0, 0), (1, 0)], (2, 4))
+    np.testing.assert_allclose(merged, [[1, 2, 3, 0], [1, 2, 3, 0]])
+    json.dumps({"ok": True})

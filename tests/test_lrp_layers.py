@@ -1,0 +1,317 @@
+"""Each LRP backward step against an independent dense reference: the descriptor x dimension matrix of
+contributions z_ld built explicitly (Eqs. 4.10, 2.77-2.82), the SVM decompositions of Eq. 2.72,
+finite differences for the Taylor gradient, and brute-force loops for the flat pixel rule."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from bowlrp.encoding import FisherEncoder, GmmVocabulary, HardVqEncoder, KMeansVocabulary, RankBowEncoder, SpatialPyramid
+from bowlrp.features.descriptors import DescriptorSet
+from bowlrp.lrp.bow import bow_relevance
+from bowlrp.lrp.fisher import fisher_relevance
+from bowlrp.lrp.pixels import area_weights, flat_rule_map, original_frames, pixel_relevance, to_original
+from bowlrp.lrp.rules import Rule
+from bowlrp.lrp.svm import decomposable_relevance, distribute_bias, explain_svm
+from bowlrp.lrp.taylor import find_root_point, model_gradient, taylor_relevance
+from bowlrp.svm import BinarySvm, KernelSum, make_kernel
+
+RULES = [Rule("epsilon", 0.0), Rule("epsilon", 0.5), Rule("alphabeta", alpha=2.0), Rule("alphabeta", alpha=1.0),
+         Rule("absz")]
+
+
+def reference_redistribution(z: np.ndarray, R: np.ndarray, groups: list[np.ndarray], rule: Rule) -> np.ndarray:
+    """R_l from a dense (N, D) contribution matrix, one dimension at a time (Eqs. 2.22, 2.26, 2.7, 2.79).
+
+    ``groups[d]`` are the descriptors that dimension d belongs to (its cell): the uniform fallback of
+    an unreached dimension goes to them.
+    """
+    out = np.zeros(z.shape[0])
+    for d in range(z.shape[1]):
+        col = z[:, d]
+        if not np.any(col != 0):
+            if len(groups[d]):
+                out[groups[d]] += R[d] / len(groups[d])
+            continue
+        if rule.name == "epsilon":
+            zd = col.sum()
+            out += col / (zd + rule.eps * (1.0 if zd >= 0 else -1.0)) * R[d]
+        elif rule.name == "alphabeta":
+            p, n = np.clip(col, 0, None), np.clip(col, None, 0)
+            if p.sum() > 0:
+                out += rule.alpha * p / p.sum() * R[d]
+            if n.sum() < 0:
+                out += rule.beta * n / n.sum() * R[d]
+        else:
+            out += np.abs(col) / np.abs(col).sum() * R[d]
+    return out
+
+
+# --------------------------------------------------------------------------- Fisher vectors
+def _gmm(k=5, d=4, seed=0, tiny_prior=False):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=2.0, size=(k, d))
+    variances = rng.uniform(0.4, 1.5, size=(k, d))
+    weights = rng.dirichlet(np.full(k, 3.0))
+    if tiny_prior:  # a component VLFeat treats as absent
+        weights[-1] = 1e-8
+        weights /= weights.sum()
+    return GmmVocabulary.from_parameters(means.astype(np.float32), variances.astype(np.float32),
+                                         weights.astype(np.float32))
+
+
+def _fv_dense(encoder: FisherEncoder, values, positions):
+    """Dense z_ld over the whole feature vector (N, dim) from Eq. 4.10, float64, and the cell groups."""
+    gmm = encoder.gmm
+    x = values.astype(np.float64)
+    m, v, w = (gmm.means_.astype(np.float64), gmm.variances_.astype(np.float64), gmm.weights_.astype(np.float64))
+    present = w >= 1e-6
+    # posteriors from the encoder's float32 log-joints (checked against scikit-learn in test_encoding),
+    # normalised here in float64: with eps = 0 a dimension whose contributions nearly cancel would
+    # turn float32 rounding of gamma into visible differences
+    logp = gmm.log_joint().log_joint(values).astype(np.float64)
+    g = np.exp(logp - logp.max(1, keepdims=True))
+    g /= g.sum(1, keepdims=True)
+    g[g < 1e-6] = 0.0
+    t = (x[:, None, :] - m) / np.sqrt(v)
+    z_pi = np.where(present, (g - w) / np.sqrt(np.where(present, w, 1)), 0.0)
+    z_mu = np.where(present[:, None], g[:, :, None] * t / np.sqrt(np.where(present, w, 1))[:, None], 0.0)
+    z_sig = np.where(present[:, None], g[:, :, None] * (t**2 - 1) / np.sqrt(2 * np.where(present, w, 1))[:, None], 0.0)
+    per_cell = [z_mu.reshape(len(x), -1), z_sig.reshape(len(x), -1)]
+    if encoder.weight_gradient:
+        per_cell.insert(0, z_pi)
+    block = np.concatenate(per_cell, axis=1)  # (N, dim_per_cell)
+    cells = encoder.cell_index(positions, len(x))
+    z = np.zeros((len(x), encoder.dim))
+    groups = []
+    for c in range(encoder.n_cells):
+        inside = (cells == c).any(axis=1)
+        z[inside, c * encoder.dim_per_cell:(c + 1) * encoder.dim_per_cell] = block[inside]
+        groups += [np.flatnonzero(inside)] * encoder.dim_per_cell
+    return z, groups
+
+
+@pytest.mark.parametrize("weight_gradient", [False, True])
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.describe())
+def test_fisher_relevance_equals_dense_reference(rule, weight_gradient):
+    rng = np.random.default_rng(1)
+    encoder = FisherEncoder(_gmm(tiny_prior=True), pyramid=SpatialPyramid(), weight_gradient=weight_gradient,
+                            chunk_rows=7)  # several chunks
+    values = rng.normal(scale=2.0, size=(40, 4)).astype(np.float32)
+    positions = rng.uniform(0, 0.5, size=(40, 2)).astype(np.float32)  # top-left quarter: empty cells too
+    R = rng.normal(size=encoder.dim)
+    z, groups = _fv_dense(encoder, values, positions)
+    # the dense contributions sum to the encoder's unnormalised FV (Eq. 4.9)
+    np.testing.assert_allclose(z.sum(0), encoder.encode_unnormalized(values, positions).ravel(), rtol=1e-4, atol=1e-4)
+    ours, absorbed = fisher_relevance(encoder, values, positions, R, rule)
+    expected = reference_redistribution(z, R, groups, rule)
+    empty = [c for c in range(encoder.n_cells) if not any(len(groups[c * encoder.dim_per_cell + j]) for j in range(1))]
+    orphan = sum(R[c * encoder.dim_per_cell:(c + 1) * encoder.dim_per_cell].sum() for c in empty)
+    expected += orphan / len(values)  # relevance of empty cells goes to all descriptors
+    # eps = 0 divides by sums of contributions that may nearly cancel: allow rounding at 1e-6 of the scale
+    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+    np.testing.assert_allclose(ours.sum() + absorbed, R.sum(), rtol=1e-9, atol=1e-9)  # bookkeeping
+    if rule.name in ("absz",) or (rule.name == "epsilon" and rule.eps == 0):
+        assert abs(absorbed) < 1e-9
+
+
+def test_fisher_relevance_without_pyramid_conserves_real_relevance():
+    rng = np.random.default_rng(2)
+    encoder = FisherEncoder(_gmm(k=8, d=6, seed=3), pyramid=None)
+    values = rng.normal(scale=2.0, size=(300, 6)).astype(np.float32)
+    R = rng.normal(size=encoder.dim)
+    ours, absorbed = fisher_relevance(encoder, values, None, R, Rule("epsilon", 0.0))
+    assert ours.shape == (300,) and abs(ours.sum() - R.sum()) < 1e-8 * np.abs(R).sum() and absorbed == 0
+
+
+# --------------------------------------------------------------------------- BoW
+@pytest.fixture(scope="module")
+def vocab():
+    rng = np.random.default_rng(4)
+    return KMeansVocabulary(n_clusters=6, random_state=0).fit(rng.normal(size=(300, 5)).astype(np.float32))
+
+
+@pytest.mark.parametrize("pooling", ["sum", "max", 3.0])
+@pytest.mark.parametrize("kind", ["rankbow", "vq"])
+@pytest.mark.parametrize("rule", RULES[:3] + RULES[4:], ids=lambda r: r.describe())
+def test_bow_relevance_equals_dense_reference(vocab, kind, pooling, rule):
+    rng = np.random.default_rng(5)
+    cls = RankBowEncoder if kind == "rankbow" else HardVqEncoder
+    encoder = cls(vocab, pyramid=SpatialPyramid(), pooling=pooling)
+    values = rng.normal(size=(30, 5)).astype(np.float32)
+    positions = rng.uniform(0, 1, size=(30, 2)).astype(np.float32)
+    R = rng.normal(size=encoder.dim)
+    mapped = encoder.mapping(values).astype(np.float64)
+    z = np.zeros((30, encoder.dim))
+    groups = []
+    for c, mask in enumerate(encoder.cell_masks(positions, 30)):
+        m = mapped[mask]
+        if pooling == "sum":
+            zc = m / len(m)
+        elif pooling == "max":
+            top = m.max(0)
+            zc = ((m == top) & (top > 0)) / np.maximum(((m == top) & (top > 0)).sum(0), 1)
+        else:
+            zc = m**pooling / len(m)
+        z[np.ix_(mask, np.arange(c * 6, (c + 1) * 6))] = zc
+        groups += [np.flatnonzero(mask)] * 6
+    ours, absorbed = bow_relevance(encoder, values, positions, R, rule)
+    np.testing.assert_allclose(ours, reference_redistribution(z, R, groups, rule), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.sum() + absorbed, R.sum(), rtol=1e-9, atol=1e-12)
+
+
+def test_bow_forward_pooling_matches_the_contributions(vocab):
+    """z_ld of sum pooling add up to the encoder's pooled values: LRP shares what the forward pass summed."""
+    rng = np.random.default_rng(6)
+    encoder = RankBowEncoder(vocab, pyramid=None)
+    values = rng.normal(size=(25, 5)).astype(np.float32)
+    np.testing.assert_allclose((encoder.mapping(values) / 25).sum(0), encoder.encode_unnormalized(values)[0], rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- SVM layer
+def _two_class(rng, n=60, d=8):
+    X = rng.random((n, d)) * (rng.random((n, d)) < 0.7)
+    y = np.where(rng.random(n) < 0.5, 1, -1)
+    X[y == 1, :3] += 0.5 * rng.random((int((y == 1).sum()), 3))
+    X /= X.sum(1, keepdims=True)
+    return X, y
+
+
+@pytest.mark.parametrize("name", ["linear", "hik", "additive-chi2", "sum"])
+def test_exact_svm_relevance_sums_to_score_minus_bias(name):
+    rng = np.random.default_rng(7)
+    X, y = _two_class(rng)
+    kernel = (KernelSum([make_kernel("hik"), make_kernel("additive-chi2")], [slice(0, 4), slice(4, 8)], [0.7, 0.3])
+              if name == "sum" else make_kernel(name))
+    machine = BinarySvm().fit(X, y, kernel, C=1.0)
+    for x in X[:5]:
+        R = decomposable_relevance(machine, x)
+        f = machine.decision_function(x[None])[0]
+        np.testing.assert_allclose(R.sum() + machine.intercept_, f, rtol=1e-10, atol=1e-10)
+        if name == "hik":  # Eq. A.3 written out
+            sv = machine.support_vectors_.astype(np.float64)
+            np.testing.assert_allclose(R, machine.dual_coef_ @ np.minimum(sv, x), rtol=1e-10)
+        if name == "linear":
+            np.testing.assert_allclose(R, machine.coef_ * x, rtol=1e-12)
+
+
+def test_bias_options_keep_the_books():
+    rng = np.random.default_rng(8)
+    X, y = _two_class(rng)
+    machine = BinarySvm().fit(X, y, "linear", C=1.0)
+    x = X[0]
+    f = machine.decision_function(x[None])[0]
+    for mode in ("keep", "uniform", "weighted"):
+        result = explain_svm(machine, x, bias=mode)
+        assert abs(result.relevance.sum() + result.bias_relevance - f) < 1e-10
+    uniform = explain_svm(machine, x, bias="uniform")
+    np.testing.assert_allclose(uniform.relevance, machine.coef_ * x + machine.intercept_ / len(x), rtol=1e-12)
+    R, rest = distribute_bias(np.zeros(len(x)), 2.0, "weighted", machine)
+    np.testing.assert_allclose(R, machine.coef_ / np.linalg.norm(machine.coef_) * 2.0)  # Eq. 2.74
+    hik = BinarySvm().fit(X, y, "hik", C=1.0)
+    with pytest.raises(Exception, match="linear"):
+        explain_svm(hik, x, bias="weighted")
+
+
+# --------------------------------------------------------------------------- Taylor
+@pytest.mark.parametrize("name", ["chi2", "rbf"])
+def test_model_gradient_matches_finite_differences(name):
+    rng = np.random.default_rng(9)
+    X, y = _two_class(rng)
+    machine = BinarySvm().fit(X, y, name, C=1.0)
+    x = X[3] + 0.01  # strictly positive: the chi2 terms are smooth there
+    grad = model_gradient(machine, x)
+    h = 1e-6
+    for d in range(len(x)):
+        e = np.zeros_like(x)
+        e[d] = h
+        numeric = (machine.decision_function((x + e)[None])[0] - machine.decision_function((x - e)[None])[0]) / (2 * h)
+        assert abs(grad[d] - numeric) < 1e-5 * max(1.0, abs(numeric)), (d, grad[d], numeric)
+
+
+@pytest.mark.parametrize("name", ["chi2", "rbf"])
+def test_root_point_is_on_the_boundary_and_nearest(name):
+    rng = np.random.default_rng(10)
+    X, y = _two_class(rng, n=80)
+    machine = BinarySvm().fit(X, y, name, C=10.0)
+    f = machine.decision_function(X)
+    for i in range(6):
+        x = X[i]
+        result = taylor_relevance(machine, x, reference=X)
+        root = result.root_point
+        assert abs(machine.decision_function(root[None])[0]) <= 1e-5
+        # the books: first-order terms + f(x~) + remainder = f(x)
+        assert abs(result.relevance.sum() + result.bias_relevance + result.residual - f[i]) < 1e-10
+        # no root on any searched segment is nearer (checked by a fine scan of every segment)
+        opposite = X[np.sign(f) != np.sign(f[i])]
+        g = np.linspace(0, 1, 401)[:, None]
+        best = np.inf
+        for s in opposite:
+            pts = g * x + (1 - g) * s
+            vals = machine.decision_function(pts)
+            cross = np.flatnonzero(np.sign(vals[:-1]) != np.sign(vals[1:]))
+            if len(cross):
+                best = min(best, np.linalg.norm(pts[cross[-1] + 1] - x))
+        assert np.linalg.norm(root - x) <= best + 1e-2 * np.linalg.norm(x)
+
+
+def test_no_opposite_reference_is_flagged_and_spread():
+    rng = np.random.default_rng(11)
+    X, y = _two_class(rng)
+    machine = BinarySvm().fit(X, y, "chi2", C=1.0)
+    f = machine.decision_function(X)
+    same = X[np.sign(f) == np.sign(f[0])]
+    root = find_root_point(machine, X[0], same[1:])
+    assert not root.found
+    result = taylor_relevance(machine, X[0], reference=same[1:])
+    assert result.bias_relevance == 0.0
+    assert abs(result.relevance.sum() + result.residual - f[0]) < 1e-10
+
+
+# --------------------------------------------------------------------------- pixels
+def _descriptor_set(rng, n=40, shape=(37, 53), angles=False):
+    centers = np.stack([rng.integers(0, shape[1], n), rng.integers(0, shape[0], n)], 1).astype(np.float32)
+    bins = rng.choice([2, 3, 4], size=n).astype(np.float32)
+    return DescriptorSet(values=np.zeros((n, 128), np.float32), centers=centers, bin_sizes=bins,
+                         scales=np.zeros(n, np.int16), work_shape=shape, image_shape=shape,
+                         angles=rng.uniform(0, 6.28, n).astype(np.float32) if angles else None)
+
+
+@pytest.mark.parametrize("angles", [False, True])
+def test_flat_rule_equals_a_loop_over_descriptors(angles):
+    rng = np.random.default_rng(12)
+    ds = _descriptor_set(rng, angles=angles)
+    R = rng.normal(size=len(ds))
+    expected = np.zeros(ds.work_shape)
+    yy, xx = np.mgrid[0:ds.work_shape[0], 0:ds.work_shape[1]]
+    for (x0, y0, x1, y1), r in zip(ds.support_boxes(), R):
+        inside = (xx >= x0 - 1e-4) & (xx <= x1 + 1e-4) & (yy >= y0 - 1e-4) & (yy <= y1 + 1e-4)
+        expected[inside] += r / inside.sum()
+    np.testing.assert_allclose(flat_rule_map(ds, R), expected, atol=1e-10)
+    assert abs(flat_rule_map(ds, R).sum() - R.sum()) < 1e-10
+
+
+@pytest.mark.parametrize("shape", [((300, 451), (240, 361)), ((480, 640), (480, 640)), ((97, 131), (40, 54))])
+def test_area_weights_are_opencvs_inter_area(shape):
+    (rows, cols), (wr, wc) = shape
+    rng = np.random.default_rng(13)
+    image = rng.random((rows, cols)).astype(np.float32)
+    work = cv2.resize(image, (wc, wr), interpolation=cv2.INTER_AREA)
+    ours = area_weights(rows, wr) @ image.astype(np.float64) @ area_weights(cols, wc).T
+    np.testing.assert_allclose(ours, work, atol=1e-5)
+    R = rng.normal(size=(wr, wc))
+    back = to_original(R, (rows, cols))
+    assert back.shape == (rows, cols) and abs(back.sum() - R.sum()) < 1e-9
+
+
+def test_pixel_relevance_and_frames_in_original_coordinates():
+    rng = np.random.default_rng(14)
+    ds = _descriptor_set(rng, shape=(40, 60))
+    ds.image_shape = (80, 120)  # the work image is the original halved
+    R = rng.normal(size=len(ds))
+    full = pixel_relevance(ds, R)
+    assert full.shape == (80, 120) and abs(full.sum() - R.sum()) < 1e-9
+    frames = original_frames(ds)
+    np.testing.assert_allclose(frames[:, 0], ds.centers[:, 0] * 2 + 0.5)
+    np.testing.assert_allclose(frames[:, 2], ds.bin_sizes * 2)
