@@ -180,9 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
                               "linear models)")
     explain.add_argument("--depth", choices=("descriptors",), default="descriptors",
                          help="descriptors: each descriptor's relevance spread evenly over its support")
-    explain.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    explain.add_argument("images", nargs="+", metavar="IMAGE")
-    explain.add_argument("--strict", action="store_true")
+    explain.add_argument("--out", metavar="DIR", help="output folder for per-image files (with IMAGE...)")
+    explain.add_argument("images", nargs="*", metavar="IMAGE")
+    whole = explain.add_argument_group("a whole split instead of single images (resumable: re-run the same "
+                                       "command after an interruption and finished images are kept)")
+    whole.add_argument("--data", metavar="DIR", help="dataset root")
+    whole.add_argument("--format", choices=("voc", "folder"), default="voc", help="dataset layout (default voc)")
+    whole.add_argument("--split", default="test", help="split to explain (default test)")
+    whole.add_argument("--store", metavar="OUT.h5", help="HDF5 store to write")
+    explain.add_argument("--strict", action="store_true", help="stop at the first unusable image")
+    _add_parallel(explain)
     return parser
 
 
@@ -340,6 +347,32 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _explain_split(args: argparse.Namespace) -> int:
+    from bowlrp.data import open_dataset
+    from bowlrp.errors import BowlrpError, SkipLog
+    from bowlrp.lrp import Rule
+    from bowlrp.lrp.store import explain_split
+    from bowlrp.pipeline import BowModel
+
+    if not (args.data and args.store) or args.images or args.out:
+        raise BowlrpError("the split form takes --data DIR --split NAME --store OUT.h5 and no IMAGE/--out")
+    model = BowModel.load(args.model)
+    if args.class_name not in model.class_names:
+        raise BowlrpError(f"unknown class {args.class_name!r}; the model knows {', '.join(model.class_names)}")
+    dataset = open_dataset(args.data, format=args.format, strict=args.strict)
+    samples = dataset.split(args.split)
+    skips = SkipLog(strict=args.strict)
+    skips.extend(dataset.skips)
+    summary = explain_split(model, args.model, samples, args.class_name, args.store,
+                            rule=Rule(args.rule, eps=args.eps, alpha=args.alpha), bias=args.bias, depth=args.depth,
+                            skips=skips, parallel=_parallel(args),
+                            extra_settings={"data": str(Path(args.data).resolve()), "split": args.split})
+    print(f"{summary.path}: {summary.n_explained + summary.n_resumed} image(s) of {args.split} explained for "
+          f"{args.class_name!r} ({summary.n_resumed} kept from an interrupted run)")
+    _report_skips(skips)
+    return EXIT_OK
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from bowlrp.data.images import load_image
     from bowlrp.errors import BowlrpError, SkipLog
@@ -347,6 +380,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from bowlrp.lrp import Rule, explain_image
     from bowlrp.pipeline import BowModel
 
+    if args.data or args.store:
+        return _explain_split(args)
+    if not args.images or not args.out:
+        raise BowlrpError("give IMAGE... with --out DIR, or --data DIR --split NAME --store OUT.h5")
     stems = [Path(p).stem for p in args.images]
     clash = sorted({s for s in stems if stems.count(s) > 1})
     if clash:

@@ -1,0 +1,210 @@
+"""Relevance maps of a whole dataset split in one HDF5 store, written resumably (SPEC §8).
+
+An HDF5 file that is killed mid-write can be unreadable as a whole, so finished work never lives
+only there. Each explained image is first written as its own part file, ``OUT.h5.parts/<n>.npz``
+(the per-image ``.npz`` contract of ``bowlrp explain`` plus the image id), to a temporary name and
+renamed. A re-run with the same model and settings skips every image that has a part; when all
+are done the parts are assembled into ``OUT.h5.tmp``, renamed to ``OUT.h5``, and the parts folder
+is removed. Killing the run at any moment therefore loses at most the images in flight, and the
+finished store does not depend on where (or whether) the run was interrupted.
+
+Store layout (read it with :class:`RelevanceStore`)::
+
+    /                      attrs: format, version, class_name, rule, eps, alpha, bias, depth,
+                                  model_sha256, settings (JSON)
+    /image_ids             (n,) UTF-8 strings, split order (skipped images left out)
+    /images/<n>/           one group per image, <n> its position in image_ids (zero-padded)
+        attrs: image_id, path, score, bias_relevance, residual, absorbed
+        relevance              (H, W) float32, original image coordinates (chunked, gzip)
+        descriptor_relevance   (N,) float32
+        descriptor_frames      (N, 4) float32 (x, y, bin size, angle)
+    /skipped               (m,) UTF-8 JSON strings {"file", "reason"}
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..errors import BowlrpError, SkipLog
+from ..parallel import ItemResult, guarded, parallel_map
+from ..persistence import ARRAYS_NPZ, MODEL_JSON, atomic_write_bytes, atomic_write_json, npz_bytes
+from .explain import explain_path
+from .rules import Rule
+
+STORE_FORMAT = "bowlrp.relevance"
+STORE_VERSION = 1
+_PART_DIGITS = 6
+
+
+def model_digest(model_dir: str | Path) -> str:
+    """SHA-256 over a model directory's JSON and arrays: which model a store was made with."""
+    digest = hashlib.sha256()
+    for name in (MODEL_JSON, ARRAYS_NPZ):
+        digest.update((Path(model_dir) / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _part_name(index: int) -> str:
+    return f"{index:0{_PART_DIGITS}d}.npz"
+
+
+def _explain_worker(index: int, image_id: str, path: str, model, class_name: str, options: dict,
+                    parts: str) -> ItemResult:
+    def work() -> None:
+        result = explain_path(model, path, class_name, **options)
+        arrays = result.arrays()
+        arrays["image_id"] = np.array(image_id)
+        arrays["path"] = np.array(str(path))
+        atomic_write_bytes(Path(parts) / _part_name(index), npz_bytes(arrays))
+
+    return guarded(work, str(path))
+
+
+@dataclass
+class StoreSummary:
+    """What a split run did: images explained now, found finished from an earlier run, skipped."""
+
+    path: Path
+    n_explained: int
+    n_resumed: int
+    skipped: list[dict]
+
+
+def explain_split(model, model_dir: str | Path, samples: Sequence, class_name: str, out: str | Path,
+                  rule: Rule | None = None, bias: str = "keep", depth: str = "descriptors",
+                  skips: SkipLog | None = None, parallel=None, extra_settings: dict | None = None) -> StoreSummary:
+    """Explain ``class_name`` on every sample and write the store ``out`` (resumable, see module doc).
+
+    Parameters
+    ----------
+    model : BowModel
+        Loaded from ``model_dir`` (whose digest pins the parts to this model).
+    samples : sequence of Sample
+        The split, in order.
+    parallel : ParallelOptions, optional
+        Images are explained in parallel; each worker writes its own part file.
+    """
+    from ..pipeline import ParallelOptions
+
+    rule = rule or Rule()
+    skips = skips if skips is not None else SkipLog()
+    parallel = parallel or ParallelOptions()
+    out = Path(out)
+    parts = Path(str(out) + ".parts")
+    settings = {"class_name": class_name, "rule": rule.name, "eps": rule.eps, "alpha": rule.alpha, "bias": bias,
+                "depth": depth, "model_sha256": model_digest(model_dir),
+                "image_ids": [s.image_id for s in samples], **(extra_settings or {})}
+    settings_file = parts / "settings.json"
+    if parts.is_dir() and settings_file.is_file():
+        earlier = json.loads(settings_file.read_text())
+        if earlier != settings:
+            raise BowlrpError(f"{parts} holds an interrupted run with other settings or another model; "
+                              "finish it with those settings or delete the folder")
+    parts.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(settings_file, settings)
+
+    todo = [i for i in range(len(samples)) if not (parts / _part_name(i)).is_file()]
+    resumed = len(samples) - len(todo)
+    options = {"rule": rule, "bias": bias, "depth": depth}
+    results = parallel_map(
+        _explain_worker, todo,
+        lambda i: (i, samples[i].image_id, str(samples[i].path), model, class_name, options, str(parts)),
+        n_jobs=parallel.n_jobs, backend=parallel.backend, scheduler=parallel.scheduler,
+        desc=f"explaining {class_name}", progress=parallel.progress)
+    for res in results:
+        if not res.ok:
+            skips.add(res.item, res.skip_reason)
+    _assemble(out, parts, len(samples), settings, skips.as_list())
+    shutil.rmtree(parts)
+    return StoreSummary(out, len(todo) - sum(not r.ok for r in results), resumed, skips.as_list())
+
+
+def _assemble(out: Path, parts: Path, n: int, settings: dict, skipped: list[dict]) -> None:
+    import h5py
+
+    tmp = Path(str(out) + ".tmp")
+    strings = h5py.string_dtype("utf-8")
+    ids = []
+    with h5py.File(tmp, "w") as h5:
+        h5.attrs["format"] = STORE_FORMAT
+        h5.attrs["version"] = STORE_VERSION
+        for key in ("class_name", "rule", "eps", "alpha", "bias", "depth", "model_sha256"):
+            h5.attrs[key] = settings[key]
+        h5.attrs["settings"] = json.dumps({k: v for k, v in settings.items() if k != "image_ids"}, sort_keys=True)
+        images = h5.create_group("images")
+        for i in range(n):
+            part = parts / _part_name(i)
+            if not part.is_file():
+                continue
+            with np.load(part, allow_pickle=False) as npz:
+                group = images.create_group(f"{len(ids):0{_PART_DIGITS}d}")
+                ids.append(str(npz["image_id"]))
+                group.attrs["image_id"] = ids[-1]
+                group.attrs["path"] = str(npz["path"])
+                for key in ("score", "bias_relevance", "residual", "absorbed"):
+                    group.attrs[key] = float(npz[key])
+                relevance = npz["relevance"]
+                group.create_dataset("relevance", data=relevance, compression="gzip", shuffle=True,
+                                     chunks=tuple(min(64, s) for s in relevance.shape) if relevance.size else None)
+                for key in ("descriptor_relevance", "descriptor_frames"):
+                    group.create_dataset(key, data=npz[key], compression="gzip", shuffle=True)
+        h5.create_dataset("image_ids", data=np.array(ids, dtype=object), dtype=strings)
+        h5.create_dataset("skipped", data=np.array([json.dumps(s, sort_keys=True) for s in skipped], dtype=object),
+                          dtype=strings)
+    os.replace(tmp, out)
+
+
+class RelevanceStore:
+    """Read access to a store written by :func:`explain_split`.
+
+    >>> store = RelevanceStore("maps.h5")            # doctest: +SKIP
+    >>> for image_id, item in store.items(): ...     # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path):
+        import h5py
+
+        self.path = Path(path)
+        try:
+            self._h5 = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise BowlrpError(f"{self.path}: not a readable HDF5 store ({exc})") from None
+        if self._h5.attrs.get("format") != STORE_FORMAT:
+            self._h5.close()
+            raise BowlrpError(f"{self.path}: not a bowlrp relevance store")
+        self.ids: list[str] = [s.decode() if isinstance(s, bytes) else str(s) for s in self._h5["image_ids"][()]]
+        self._index = {image_id: i for i, image_id in enumerate(self.ids)}
+        self.attrs = dict(self._h5.attrs)
+        self.skipped = [json.loads(s) for s in self._h5["skipped"].asstr()[()]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, image_id: str) -> dict:
+        """``{"relevance", "descriptor_relevance", "descriptor_frames", "score", ...}`` of one image."""
+        if image_id not in self._index:
+            raise KeyError(image_id)
+        group = self._h5["images"][f"{self._index[image_id]:0{_PART_DIGITS}d}"]
+        item = {key: group[key][()] for key in ("relevance", "descriptor_relevance", "descriptor_frames")}
+        item.update({key: group.attrs[key] for key in group.attrs})
+        return item
+
+    def items(self) -> Iterator[tuple[str, dict]]:
+        for image_id in self.ids:
+            yield image_id, self[image_id]
+
+    def close(self) -> None:
+        self._h5.close()
+
+    def __enter__(self) -> "RelevanceStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

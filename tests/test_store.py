@@ -1,0 +1,108 @@
+"""The dataset-split relevance store: contents, resumption after SIGKILL, refusal to mix runs."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bowlrp.data import open_dataset
+from bowlrp.errors import BowlrpError, SkipLog
+from bowlrp.lrp import Rule, explain_path
+from bowlrp.lrp.store import RelevanceStore, explain_split
+from bowlrp.pipeline import ParallelOptions, PipelineConfig, train_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_dir(small_toyvoc, tmp_path_factory) -> Path:
+    ds = open_dataset(small_toyvoc, classes=["horse", "boat"])
+    train = ds.split("trainval")
+    labels = np.stack([s.labels for s in train])
+    model = train_model(PipelineConfig(encoder="fisher", kernel="linear", n_words=4, max_descriptors=20000),
+                        [s.path for s in train], labels, ["horse", "boat"], SkipLog(), ParallelOptions(progress=False))
+    out = tmp_path_factory.mktemp("store-model") / "model"
+    model.save(out)
+    return out
+
+
+def _contents(path: Path) -> dict:
+    with RelevanceStore(path) as store:
+        return {"attrs": {k: v for k, v in store.attrs.items()}, "skipped": store.skipped,
+                "items": {i: store[i] for i in store.ids}}
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a["attrs"] == b["attrs"] and a["skipped"] == b["skipped"]
+    assert list(a["items"]) == list(b["items"])
+    for image_id in a["items"]:
+        x, y = a["items"][image_id], b["items"][image_id]
+        assert set(x) == set(y)
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key], err_msg=f"{image_id}/{key}")
+
+
+def test_store_holds_what_explain_gives(model_dir, small_toyvoc, tmp_path):
+    from bowlrp.pipeline import BowModel
+
+    model = BowModel.load(model_dir)
+    samples = open_dataset(small_toyvoc).split("test")[:5]
+    summary = explain_split(model, model_dir, samples, "horse", tmp_path / "s.h5", rule=Rule("epsilon", 1.0),
+                            parallel=ParallelOptions(progress=False))
+    assert summary.n_explained == 5 and summary.n_resumed == 0
+    assert not (tmp_path / "s.h5.parts").exists()
+    with RelevanceStore(tmp_path / "s.h5") as store:
+        assert store.ids == [s.image_id for s in samples]
+        assert store.attrs["class_name"] == "horse" and store.attrs["eps"] == 1.0
+        direct = explain_path(model, samples[2].path, "horse", rule=Rule("epsilon", 1.0))
+        item = store[samples[2].image_id]
+        np.testing.assert_array_equal(item["relevance"], direct.relevance)
+        np.testing.assert_array_equal(item["descriptor_relevance"], direct.descriptor_relevance)
+        assert item["score"] == direct.score and item["absorbed"] == direct.absorbed
+
+
+def _cli(model_dir, data, store, *extra):
+    return [sys.executable, "-m", "cli", "explain", "--model", str(model_dir), "--class", "horse", "--data",
+            str(data), "--split", "test", "--store", str(store), "--no-progress", *extra]
+
+
+@pytest.mark.slow
+def test_sigkill_and_restart_give_the_same_store(model_dir, small_toyvoc, tmp_path):
+    reference = tmp_path / "reference.h5"
+    subprocess.run(_cli(model_dir, small_toyvoc, reference), cwd=ROOT, check=True, capture_output=True)
+
+    store = tmp_path / "interrupted.h5"
+    parts = Path(str(store) + ".parts")
+    proc = subprocess.Popen(_cli(model_dir, small_toyvoc, store), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("*.npz"))) < 2 and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished_before = len(list(parts.glob("*.npz")))
+    assert finished_before >= 2 and not store.exists()
+
+    again = subprocess.run(_cli(model_dir, small_toyvoc, store), cwd=ROOT, check=True, capture_output=True, text=True)
+    assert f"({finished_before} kept from an interrupted run)" in again.stdout
+    _assert_same(_contents(store), _contents(reference))
+    assert not parts.exists()
+
+
+def test_a_run_with_other_settings_does_not_mix_with_leftover_parts(model_dir, small_toyvoc, tmp_path):
+    from bowlrp.pipeline import BowModel
+
+    model = BowModel.load(model_dir)
+    samples = open_dataset(small_toyvoc).split("test")[:3]
+    parts = tmp_path / "s.h5.parts"
+    parts.mkdir()
+    (parts / "settings.json").write_text('{"class_name": "boat"}')
+    with pytest.raises(BowlrpError, match="interrupted run with other settings"):
+        explain_split(model, model_dir, samples, "horse", tmp_path / "s.h5", parallel=ParallelOptions(progress=False))
