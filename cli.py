@@ -178,8 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--bias", choices=("keep", "uniform", "weighted"), default="keep",
                          help="SVM bias: kept apart (default), spread evenly (Eq. 2.73) or along w (Eq. 2.74, "
                               "linear models)")
-    explain.add_argument("--depth", choices=("descriptors",), default="descriptors",
-                         help="descriptors: each descriptor's relevance spread evenly over its support")
+    explain.add_argument("--depth", choices=("descriptors", "bins"), default="descriptors",
+                         help="descriptors: each descriptor's relevance spread evenly over its support (default); "
+                              "bins: FV models only, relevance per descriptor dimension through the PCA to each "
+                              "SIFT spatial bin's support (Appendix D.1), 16x finer")
     explain.add_argument("--out", metavar="DIR", help="output folder for per-image files (with IMAGE...)")
     explain.add_argument("images", nargs="*", metavar="IMAGE")
     whole = explain.add_argument_group("a whole split instead of single images (resumable: re-run the same "

@@ -122,3 +122,18 @@ def test_heatmap_colours_are_symmetric():
     merged = merge_tiles([np.ones((2, 2)), 3 * np.ones((2, 2))], [(0, 0), (1, 0)], (2, 4))
     np.testing.assert_allclose(merged, [[1, 2, 3, 0], [1, 2, 3, 0]])
     json.dumps({"ok": True})
+
+
+def test_bins_depth_refines_the_same_descriptor_relevance(models, split):
+    """With eps = 0 every layer conserves, so the per-descriptor totals of depth 'bins' equal depth
+    'descriptors' and only their placement within each descriptor's support changes."""
+    model = models["fv-linear"]
+    image = load_image(split[1][1].path)
+    coarse = explain_image(model, image, "horse", depth="descriptors")
+    fine = explain_image(model, image, "horse", depth="bins")
+    np.testing.assert_allclose(fine.descriptor_relevance, coarse.descriptor_relevance, rtol=1e-4,
+                               atol=1e-5 * np.abs(coarse.descriptor_relevance).max())
+    assert abs(fine.conservation_error) < 1e-6 and abs(fine.absorbed) < 1e-9
+    assert not np.allclose(fine.relevance, coarse.relevance)
+    with pytest.raises(Exception, match="Fisher-vector"):
+        explain_image(models["rankbow-hik"], image, "horse", depth="bins")

@@ -315,3 +315,52 @@ def test_pixel_relevance_and_frames_in_original_coordinates():
     frames = original_frames(ds)
     np.testing.assert_allclose(frames[:, 0], ds.centers[:, 0] * 2 + 0.5)
     np.testing.assert_allclose(frames[:, 2], ds.bin_sizes * 2)
+
+
+# --------------------------------------------------------------------------- depth "bins" (Appendix D.1)
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.describe())
+def test_projection_relevance_equals_dense_reference(rule):
+    from bowlrp.encoding import PcaProjection
+    from bowlrp.lrp.projection import projection_relevance
+
+    rng = np.random.default_rng(15)
+    projection = PcaProjection(n_components=5).fit(rng.normal(size=(200, 12)).astype(np.float32))
+    raw = rng.normal(size=(9, 12)).astype(np.float32)
+    raw[0] = projection.mean_  # a descriptor with no contribution at all: the uniform fallback
+    R = rng.normal(size=(9, 5))
+    ours, absorbed = projection_relevance(projection, raw, R, rule)
+    c = raw.astype(np.float64) - projection.mean_
+    P = projection.components_.astype(np.float64)
+    expected = np.zeros((9, 12))
+    for i in range(9):
+        z = P * c[i][None, :]  # (5, 12): z_ijr, reduced dimension r in rows
+        expected[i] = reference_redistribution(z.T, R[i], [np.arange(12)] * 5, rule)
+    np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(ours.sum() + absorbed, R.sum(), rtol=1e-9)
+
+
+def test_bin_rule_equals_a_loop_over_bins():
+    from bowlrp.lrp.pixels import bin_rule_map
+
+    rng = np.random.default_rng(16)
+    for angles in (False, True):
+        ds = _descriptor_set(rng, n=12, angles=angles)
+        R = rng.normal(size=(12, 128))
+        expected = np.zeros(ds.work_shape)
+        yy, xx = np.mgrid[0:ds.work_shape[0], 0:ds.work_shape[1]]
+        for i in range(12):
+            B, t = float(ds.bin_sizes[i]), float(ds.angles[i])
+            for by in range(4):
+                for bx in range(4):
+                    u, v = (bx - 1.5) * B, (by - 1.5) * B
+                    cx = ds.centers[i, 0] + np.cos(t) * u - np.sin(t) * v
+                    cy = ds.centers[i, 1] + np.sin(t) * u + np.cos(t) * v
+                    half = B * (abs(np.cos(t)) + abs(np.sin(t))) - 1
+                    inside = (np.abs(xx - cx) <= half + 1e-4) & (np.abs(yy - cy) <= half + 1e-4)
+                    share = R[i, 8 * bx + 32 * by: 8 * bx + 32 * by + 8].sum()  # layout t + 8 bx + 32 by
+                    if inside.any():
+                        expected[inside] += share / inside.sum()
+                    else:
+                        expected[int(np.clip(np.rint(cy), 0, ds.work_shape[0] - 1)),
+                                 int(np.clip(np.rint(cx), 0, ds.work_shape[1] - 1))] += share
+        np.testing.assert_allclose(bin_rule_map(ds, R), expected, atol=1e-9)

@@ -24,10 +24,11 @@ from ..persistence import atomic_write_bytes, npz_bytes
 from .bow import bow_relevance
 from .fisher import fisher_relevance
 from .pixels import original_frames, pixel_relevance
+from .projection import projection_relevance
 from .rules import Rule
 from .svm import explain_svm
 
-DEPTHS = ("descriptors",)
+DEPTHS = ("descriptors", "bins")
 
 
 @dataclass
@@ -101,8 +102,10 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: Rule | None =
     rule : Rule
         Encoder-layer rule (default: epsilon with eps = 0).
     bias : {"keep", "uniform", "weighted"}
-    depth : {"descriptors"}
-        Flat rule from whole descriptors to pixels.
+    depth : {"descriptors", "bins"}
+        ``"descriptors"``: each descriptor's relevance flat over its support. ``"bins"`` (Fisher-vector
+        models, Appendix D.1): relevance per descriptor dimension (Eq. D.3), through the PCA (the
+        same rule), per SIFT dimension, then flat over each of the 16 spatial bins' supports.
     reference : (M, D) float, optional
         Root-point candidates for non-decomposable kernels (default: the machine's support vectors).
     """
@@ -117,15 +120,26 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: Rule | None =
     x = features.encode_descriptors(descriptors)
     svm = explain_svm(machine, x, bias=bias, reference=reference)
 
-    R_l = np.zeros(len(descriptors))
+    by_bins = depth == "bins"
+    if by_bins and not all(isinstance(b.encoder, FisherEncoder) for b in features.blocks):
+        raise BowlrpError("depth 'bins' needs a Fisher-vector model (Appendix D.1); use depth 'descriptors'")
+    R_l = np.zeros((len(descriptors), descriptors.values.shape[1]) if by_bins else len(descriptors))
     absorbed = 0.0
     for block, span in zip(features.blocks, features.block_slices):
         index, values, positions = block.prepare(descriptors)
-        step = fisher_relevance if isinstance(block.encoder, FisherEncoder) else bow_relevance
-        r, a = step(block.encoder, values, positions, svm.relevance[span], rule)
+        if by_bins:
+            r, a = fisher_relevance(block.encoder, values, positions, svm.relevance[span], rule, per_dimension=True)
+            if block.projection is not None:
+                r, a_pca = projection_relevance(block.projection, descriptors.values[index], r, rule)
+                a += a_pca
+        else:
+            step = fisher_relevance if isinstance(block.encoder, FisherEncoder) else bow_relevance
+            r, a = step(block.encoder, values, positions, svm.relevance[span], rule)
         R_l[index] += r
         absorbed += a
     relevance = pixel_relevance(descriptors, R_l)
+    if by_bins:
+        R_l = R_l.sum(axis=1)
     return Explanation(
         relevance=relevance.astype(np.float32), score=svm.score, bias_relevance=svm.bias_relevance,
         absorbed=absorbed, residual=svm.residual, descriptor_relevance=R_l.astype(np.float32),

@@ -106,8 +106,14 @@ def _signed_sums(X, logp, cells, means, inv_sigma, inv_sqrt_w, threshold,
 @njit(cache=True)
 def _descriptor_relevance(X, logp, cells, means, inv_sigma, inv_sqrt_w, threshold,
                           mu_cp, mu_cn, sig_cp, sig_cn, pi_cp, pi_cn, out):  # pragma: no cover
-    """``out[i] += sum over levels, near components and dimensions of z · multiplier``."""
+    """Sum over levels, near components and dimensions of z · multiplier, into ``out``.
+
+    ``out`` is (n, 1) for one value per descriptor or (n, D) to keep the descriptor dimension r
+    of each mu/sigma term apart (Eq. D.3); pi terms, which belong to no single dimension, are
+    then shared evenly by the D columns.
+    """
     n, d = X.shape
+    per_dim = out.shape[1] > 1
     k_total = logp.shape[1]
     near = np.empty(k_total, dtype=np.int64)
     gamma = np.empty(k_total)
@@ -128,9 +134,17 @@ def _descriptor_relevance(X, logp, cells, means, inv_sigma, inv_sqrt_w, threshol
                     t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
                     z_mu = a * t
                     z_sig = a * (t * t - 1.0) / _SQRT2
-                    acc += z_mu * (mu_cp[c, k, r] if z_mu > 0 else mu_cn[c, k, r])
-                    acc += z_sig * (sig_cp[c, k, r] if z_sig > 0 else sig_cn[c, k, r])
-        out[i] += acc
+                    term = z_mu * (mu_cp[c, k, r] if z_mu > 0 else mu_cn[c, k, r])
+                    term += z_sig * (sig_cp[c, k, r] if z_sig > 0 else sig_cn[c, k, r])
+                    if per_dim:
+                        out[i, r] += term
+                    else:
+                        acc += term
+        if per_dim:
+            for r in range(d):
+                out[i, r] += acc / d
+        else:
+            out[i, 0] += acc
 
 
 def _chunks(encoder: FisherEncoder, values: np.ndarray, cells: np.ndarray):
@@ -142,8 +156,8 @@ def _chunks(encoder: FisherEncoder, values: np.ndarray, cells: np.ndarray):
 
 
 def fisher_relevance(encoder: FisherEncoder, values: np.ndarray, positions: np.ndarray | None,
-                     relevance: np.ndarray, rule: Rule) -> tuple[np.ndarray, float]:
-    """Relevance of every descriptor for the FV block's ``R_d``.
+                     relevance: np.ndarray, rule: Rule, per_dimension: bool = False) -> tuple[np.ndarray, float]:
+    """Relevance of every descriptor (or every descriptor dimension) for the FV block's ``R_d``.
 
     Parameters
     ----------
@@ -156,10 +170,13 @@ def fisher_relevance(encoder: FisherEncoder, values: np.ndarray, positions: np.n
         R_d for this encoder's part of the feature vector, in its layout (cells, then
         ``[pi | mu | sigma]`` per cell).
     rule : Rule
+    per_dimension : bool
+        Keep the descriptor dimensions apart (Eq. D.3): ``R_l`` becomes (N, D); relevance that belongs
+        to no single dimension (pi terms, the uniform fallback) is shared evenly by the D dimensions.
 
     Returns
     -------
-    R_l : (N,) float64
+    R_l : (N,) or (N, D) float64
     absorbed : float
         Relevance of reached dimensions not handed on by the rule (eps share, alpha-beta imbalance).
     """
@@ -196,24 +213,26 @@ def fisher_relevance(encoder: FisherEncoder, values: np.ndarray, positions: np.n
     m_mu = multipliers(rule, R_mu, mu_pos, mu_neg)
     m_sig = multipliers(rule, R_sig, sig_pos, sig_neg)
     m_pi = multipliers(rule, R_pi, pi_pos, pi_neg)
-    out = np.zeros(n)
+    out = np.zeros((n, d if per_dimension else 1))
     # without the weight gradient R_pi is zero, so are its multipliers: the pi terms vanish
     for start, chunk, logp, chunk_cells in _chunks(encoder, values, cells):
         _descriptor_relevance(chunk, logp, chunk_cells, means, inv_sigma, inv_sqrt_w, threshold,
                               m_mu.pos, m_mu.neg, m_sig.pos, m_sig.neg, m_pi.pos, m_pi.neg,
                               out[start:start + len(chunk)])
+    shared = np.zeros(n)  # relevance of no single descriptor dimension
     if encoder.weight_gradient:
         # every descriptor's far-pair term for all k, per level: sum_k -sqrt(pi_k) c_neg[cell, k]
         far_term = -(np.where(present, np.sqrt(weights), 0.0)[None, :] * m_pi.neg).sum(axis=1)  # (n_cells,)
-        out += far_term[cells].sum(axis=1)
+        shared += far_term[cells].sum(axis=1)
 
     # Eq. 2.79: unreached dimensions go evenly to the descriptors of their cell; empty cells to all
     unreached = np.array([R_mu[c][~m_mu.reached[c]].sum() + R_sig[c][~m_sig.reached[c]].sum()
                           + R_pi[c][~m_pi.reached[c]].sum() for c in range(n_cells)])
     empty = counts == 0
     per_descriptor = np.divide(unreached, counts, out=np.zeros(n_cells), where=~empty)
-    out += per_descriptor[cells].sum(axis=1)
+    shared += per_descriptor[cells].sum(axis=1)
     if n:
-        out += unreached[empty].sum() / n
+        shared += unreached[empty].sum() / n
+    out += shared[:, None] / out.shape[1]
     absorbed = m_mu.absorbed + m_sig.absorbed + m_pi.absorbed
-    return out, absorbed
+    return (out if per_dimension else out[:, 0]), absorbed

@@ -3,7 +3,7 @@
 The backward step of :mod:`bowlrp.features` (layer (2) → (1) of Fig. 2.11), in two parts:
 
 1. The flat rule on the work image: each descriptor's relevance spread evenly over the pixels of its
-   support (:meth:`DescriptorSet.support_boxes`: the 4×4 bins with bilinear spill, ``5B - 1`` px a
+   support (or, at depth "bins", each SIFT spatial bin's relevance over the bin's support) (:meth:`DescriptorSet.support_boxes`: the 4×4 bins with bilinear spill, ``5B - 1`` px a
    side; for a rotated descriptor the axis-aligned box around its turned support), clipped to the
    image. A pixel belongs to a box when its centre lies inside. Computed with a summed-area
    difference array: linear in descriptors + pixels, whatever the box sizes.
@@ -28,20 +28,60 @@ def flat_rule_map(descriptors: DescriptorSet, relevance: np.ndarray) -> np.ndarr
     relevance : (N,) float
         ``R_l`` of every descriptor.
     """
-    rows, cols = descriptors.work_shape
+    return spread_over_boxes(descriptors.work_shape, descriptors.support_boxes(), descriptors.centers, relevance)
+
+
+def bin_boxes(descriptors: DescriptorSet) -> tuple[np.ndarray, np.ndarray]:
+    """Supports and centres of the 16 spatial bins of every descriptor, ``(N * 16, 4)`` and ``(N * 16, 2)``.
+
+    Bin ``(bx, by)`` (row ``by * 4 + bx``, the order of the descriptor layout ``t + 8 bx + 32 by``) is
+    centred at ``c + R(theta) ((bx - 1.5) B, (by - 1.5) B)`` and, with bilinear binning, sees the pixels
+    closer than B to its centre: ``2B - 1`` px a side (the axis-aligned box around it when turned).
+    """
+    offsets = np.arange(4) - 1.5
+    by, bx = np.meshgrid(offsets, offsets, indexing="ij")  # (4, 4) [by, bx]
+    B = descriptors.bin_sizes.astype(np.float64)[:, None]
+    cos, sin = np.cos(descriptors.angles)[:, None], np.sin(descriptors.angles)[:, None]
+    u, v = bx.ravel()[None, :] * B, by.ravel()[None, :] * B
+    cx = descriptors.centers[:, 0:1] + cos * u - sin * v
+    cy = descriptors.centers[:, 1:2] + sin * u + cos * v
+    half = B * (np.abs(cos) + np.abs(sin)) - 1.0
+    boxes = np.stack([cx - half, cy - half, cx + half, cy + half], axis=-1).reshape(-1, 4)
+    return boxes, np.stack([cx, cy], axis=-1).reshape(-1, 2)
+
+
+def bin_rule_map(descriptors: DescriptorSet, relevance: np.ndarray) -> np.ndarray:
+    """Pixel relevance on the work image from relevance per SIFT dimension (Appendix D.1.2).
+
+    ``relevance`` (N, 128) is summed over the 8 orientations of each spatial bin and every bin's
+    share spread evenly over the bin's support; (rows, cols) float64, summing to ``relevance.sum()``.
+    """
+    R = np.asarray(relevance, dtype=np.float64).reshape(len(descriptors), 4, 4, 8).sum(axis=3)  # [by, bx]
+    boxes, centres = bin_boxes(descriptors)
+    return spread_over_boxes(descriptors.work_shape, boxes, centres, R.reshape(-1))
+
+
+def spread_over_boxes(shape: tuple[int, int], boxes: np.ndarray, centres: np.ndarray, relevance: np.ndarray) -> np.ndarray:
+    """Each value spread evenly over the pixels of its box, summed: the flat rule for any boxes.
+
+    ``boxes`` (M, 4) are ``x0, y0, x1, y1`` (inclusive, pixel centres inside count) and are clipped to
+    the image; a box that misses the image keeps its relevance at its centre pixel.
+    """
+    rows, cols = shape
     R = np.asarray(relevance, dtype=np.float64).ravel()
     out = np.zeros((rows + 1, cols + 1))
     if len(R) == 0:
         return out[:rows, :cols]
-    boxes = descriptors.support_boxes().astype(np.float64)
+    boxes = np.asarray(boxes, dtype=np.float64)
+    centres = np.asarray(centres, dtype=np.float64)
     # pixels whose centre lies in [x0, x1] (tolerance for float32 boxes of integer corners)
-    x0 = np.clip(np.ceil(boxes[:, 0] - 1e-4), 0, cols - 1).astype(np.int64)
-    y0 = np.clip(np.ceil(boxes[:, 1] - 1e-4), 0, rows - 1).astype(np.int64)
-    x1 = np.clip(np.floor(boxes[:, 2] + 1e-4), 0, cols - 1).astype(np.int64)
-    y1 = np.clip(np.floor(boxes[:, 3] + 1e-4), 0, rows - 1).astype(np.int64)
+    x0 = np.maximum(np.ceil(boxes[:, 0] - 1e-4), 0).astype(np.int64)
+    y0 = np.maximum(np.ceil(boxes[:, 1] - 1e-4), 0).astype(np.int64)
+    x1 = np.minimum(np.floor(boxes[:, 2] + 1e-4), cols - 1).astype(np.int64)
+    y1 = np.minimum(np.floor(boxes[:, 3] + 1e-4), rows - 1).astype(np.int64)
     # a box that misses the image entirely (not produced by the dense grids) keeps its centre pixel
-    cx = np.clip(np.rint(descriptors.centers[:, 0]), 0, cols - 1).astype(np.int64)
-    cy = np.clip(np.rint(descriptors.centers[:, 1]), 0, rows - 1).astype(np.int64)
+    cx = np.clip(np.rint(centres[:, 0]), 0, cols - 1).astype(np.int64)
+    cy = np.clip(np.rint(centres[:, 1]), 0, rows - 1).astype(np.int64)
     empty = (x1 < x0) | (y1 < y0)
     x0, x1 = np.where(empty, cx, x0), np.where(empty, cx, x1)
     y0, y1 = np.where(empty, cy, y0), np.where(empty, cy, y1)
@@ -89,5 +129,11 @@ def original_frames(descriptors: DescriptorSet) -> np.ndarray:
 
 
 def pixel_relevance(descriptors: DescriptorSet, relevance: np.ndarray) -> np.ndarray:
-    """The flat rule and the resize together: ``(H, W)`` float64 in original-image pixels."""
-    return to_original(flat_rule_map(descriptors, relevance), descriptors.image_shape)
+    """The flat rule and the resize together: ``(H, W)`` float64 in original-image pixels.
+
+    ``relevance`` is (N,) per descriptor (flat over each support) or (N, 128) per SIFT dimension
+    (flat over each spatial bin's support, Appendix D.1).
+    """
+    R = np.asarray(relevance)
+    work = bin_rule_map(descriptors, R) if R.ndim == 2 else flat_rule_map(descriptors, R)
+    return to_original(work, descriptors.image_shape)
