@@ -192,6 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     whole.add_argument("--store", metavar="OUT.h5", help="HDF5 store to write")
     explain.add_argument("--strict", action="store_true", help="stop at the first unusable image")
     _add_parallel(explain)
+
+    merge = sub.add_parser("merge-tiles", parents=[common], help="merge tile heatmaps into their large images",
+                           description="Average the relevance maps of overlapping tiles (a store written by "
+                                       "'explain --store' on a tiled set such as 'shapes') back into the large "
+                                       "images they were cut from (Fig. 2.13). Writes <name>.npz, <name>.png and "
+                                       "<name>_overlay.png per large image and, where pixel masks exist, the mean "
+                                       "relevance and positive-relevance share per mask class.")
+    merge.add_argument("--store", required=True, metavar="STORE.h5")
+    merge.add_argument("--data", required=True, metavar="DIR", help="the tiled dataset (its ground_truth.json)")
+    merge.add_argument("--out", required=True, metavar="DIR")
+    merge.add_argument("--json", metavar="OUT.json", help="write the per-image and overall mask statistics here")
     return parser
 
 
@@ -415,8 +426,50 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_merge_tiles(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from bowlrp.analysis.tiles import mask_statistics, merge_store, tile_layout
+    from bowlrp.data.images import load_image
+    from bowlrp.heatmap import colorize, overlay, write_png
+    from bowlrp.lrp.store import RelevanceStore
+    from bowlrp.persistence import atomic_write_bytes, atomic_write_json, npz_bytes
+
+    layout = tile_layout(args.data)
+    data, out = Path(args.data), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = layout.get("mask_values")
+    per_image, pooled = {}, {}
+    with RelevanceStore(args.store) as store:
+        merged = merge_store(store, layout)
+    for item in merged:
+        atomic_write_bytes(out / f"{item.name}.npz", npz_bytes({"relevance": item.relevance.astype(np.float32)}))
+        write_png(out / f"{item.name}.png", colorize(item.relevance))
+        large = data / "large" / f"{item.name}.png"
+        if large.is_file():
+            write_png(out / f"{item.name}_overlay.png", overlay(load_image(large), item.relevance))
+        mask_path = data / "masks" / f"{item.name}.png"
+        if labels and mask_path.is_file():
+            mask = np.asarray(Image.open(mask_path))
+            per_image[item.name] = mask_statistics(item.relevance, mask, labels)
+            pooled.setdefault("relevance", []).append(item.relevance.ravel())
+            pooled.setdefault("mask", []).append(mask.ravel())
+        print(f"{item.name}: {item.n_tiles} tiles merged")
+    result = {"images": per_image}
+    if pooled:
+        result["overall"] = mask_statistics(np.concatenate(pooled["relevance"]), np.concatenate(pooled["mask"]), labels)
+        for name, row in result["overall"].items():
+            print(f"  {name:<12} mean relevance {row['mean']:+.3e}   share of positive relevance "
+                  f"{row['positive_share']:.3f}   ({row['pixels']} px)")
+    if args.json:
+        atomic_write_json(args.json, result)
+    print(f"{len(merged)} merged map(s) written to {out}/")
+    return EXIT_OK
+
+
 COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "explain": cmd_explain}
+            "explain": cmd_explain, "merge-tiles": cmd_merge_tiles}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

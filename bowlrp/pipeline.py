@@ -176,13 +176,15 @@ class FeaturePipeline:
 
 # --- workers (module level so process and Dask backends can ship them) -------------------
 
-def _sample_descriptors(path: str, sift: DenseSift, groups: list[list[int]], per_image: int,
+def _sample_descriptors(path: str, index: int, sift: DenseSift, groups: list[list[int]], per_image: int,
                         seed: int) -> list[np.ndarray]:
     found = sift.extract(load_image(path))
     if len(found) == 0:
         raise ImageError("image is too small for one descriptor")
-    # A per-file stream keeps the sample independent of worker count and order.
-    rng = np.random.default_rng([seed, *path.encode("utf-8")])
+    # One stream per image, keyed by its position in the training list: independent of worker count
+    # and order, and of where the dataset lies on disk (a key from the path made the model differ
+    # between two copies of the same data).
+    rng = np.random.default_rng([seed, index])
     out = []
     for scales in groups:
         values = found.values[np.isin(found.scales, scales)]
@@ -191,8 +193,9 @@ def _sample_descriptors(path: str, sift: DenseSift, groups: list[list[int]], per
     return out
 
 
-def _sample_worker(path: str, sift: DenseSift, groups: list[list[int]], per_image: int, seed: int) -> ItemResult:
-    return guarded(_sample_descriptors, path, path, sift, groups, per_image, seed)
+def _sample_worker(path: str, index: int, sift: DenseSift, groups: list[list[int]], per_image: int,
+                   seed: int) -> ItemResult:
+    return guarded(_sample_descriptors, path, path, index, sift, groups, per_image, seed)
 
 
 def _encode_worker(path: str, features: FeaturePipeline) -> ItemResult:
@@ -261,8 +264,9 @@ def fit_features(config: PipelineConfig, paths: Sequence[str | Path], skips: Ski
     scales = list(range(len(config.bin_sizes)))
     groups = [[s] for s in scales] if config.per_scale else [scales]
     per_image = max(1, math.ceil(config.max_descriptors / max(1, len(paths))))
-    results = parallel_map(_sample_worker, [str(p) for p in paths],
-                           lambda p: (p, sift, groups, per_image, config.seed),
+    paths = [str(p) for p in paths]
+    results = parallel_map(_sample_worker, list(range(len(paths))),
+                           lambda i: (paths[i], i, sift, groups, per_image, config.seed),
                            n_jobs=parallel.n_jobs, backend=parallel.backend, scheduler=parallel.scheduler,
                            desc="sampling descriptors", progress=parallel.progress)
     samples: list[list[np.ndarray]] = [[] for _ in groups]

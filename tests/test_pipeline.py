@@ -114,8 +114,11 @@ def test_model_directory_holds_no_pickle(fv_model):
 
 
 def test_same_seed_same_model_other_seed_differs(fv_model, small_toyvoc, tmp_path, capsys):
+    """Same seed, same data -> the same model files, also when the data lies elsewhere on disk."""
     again, other = tmp_path / "again", tmp_path / "other"
-    assert run(capsys, "train", "--data", small_toyvoc, "--out", again, *FV, "--seed", "0")[0] == 0
+    moved = tmp_path / "elsewhere" / "a copy of toyvoc"
+    shutil.copytree(small_toyvoc, moved)
+    assert run(capsys, "train", "--data", moved, "--out", again, *FV, "--seed", "0")[0] == 0
     assert run(capsys, "train", "--data", small_toyvoc, "--out", other, *FV, "--seed", "1")[0] == 0
     for name in ("model.json", "arrays.npz"):
         assert (again / name).read_bytes() == (fv_model / name).read_bytes(), name
