@@ -333,39 +333,56 @@ _NEGLIGIBLE_LOG_RATIO = -40.0
 
 
 @njit(cache=True)
+def near_posteriors(row, threshold, near, gamma):  # pragma: no cover - compiled
+    """Posteriors of one descriptor from its log-joint row, only for the components that survive
+    VLFeat's cut (``gamma >= threshold``); shared by the encoder and its LRP step.
+
+    ``row`` (K,) float32 = log(pi_k N(l | k)) is overwritten; the surviving component indices go to
+    ``near`` and their posteriors to ``gamma`` (both length >= K); returns how many there are. exp is
+    taken only for entries within ``_NEGLIGIBLE_LOG_RATIO`` of the row maximum.
+    """
+    top = row[0]
+    for k in range(1, row.shape[0]):
+        top = max(top, row[k])
+    total = 0.0
+    n_cand = 0
+    for k in range(row.shape[0]):
+        z = row[k] - top
+        if z > _NEGLIGIBLE_LOG_RATIO:
+            e = np.exp(z)
+            row[k] = e
+            total += e
+            near[n_cand] = k
+            n_cand += 1
+    cut = threshold * total
+    n_near = 0
+    for j in range(n_cand):
+        k = near[j]
+        if row[k] >= cut:
+            near[n_near] = k
+            gamma[n_near] = row[k] / total
+            n_near += 1
+    return n_near
+
+
+@njit(cache=True)
 def _accumulate_moments(X, logp, means, inv_sigma, threshold, s0, s1, s2):  # pragma: no cover - compiled
-    """Posteriors from the log-joint rows, then ``gamma``, ``gamma t`` and ``gamma t^2``
-    (``t = (l - mu_k) / sigma_k``) of the pairs with ``gamma >= threshold`` added into
-    ``s0 (K,)``, ``s1 (K, D)``, ``s2 (K, D)``.
+    """``gamma``, ``gamma t`` and ``gamma t^2`` (``t = (l - mu_k) / sigma_k``) of the pairs with
+    ``gamma >= threshold`` added into ``s0 (K,)``, ``s1 (K, D)``, ``s2 (K, D)``.
 
     X (n, D) float32; logp (n, K) float32 = log(pi_k N(l | k)), overwritten; means and
-    inv_sigma (K, D) float64. The softmax is fused here because only a few components per
-    descriptor survive the threshold: exp is taken only for those near the row maximum.
+    inv_sigma (K, D) float64. The softmax is fused here (:func:`near_posteriors`) because only a
+    few components per descriptor survive the threshold.
     """
     n, d = X.shape
     k_total = logp.shape[1]
-    near = np.empty(k_total, dtype=np.int64)  # components within reach of the row maximum
+    near = np.empty(k_total, dtype=np.int64)
+    gamma = np.empty(k_total)
     for i in range(n):
-        row = logp[i]
-        top = row[0]
-        for k in range(1, k_total):
-            top = max(top, row[k])
-        total = 0.0
-        n_near = 0
-        for k in range(k_total):
-            z = row[k] - top
-            if z > _NEGLIGIBLE_LOG_RATIO:
-                e = np.exp(z)
-                row[k] = e
-                total += e
-                near[n_near] = k
-                n_near += 1
-        cut = threshold * total
+        n_near = near_posteriors(logp[i], threshold, near, gamma)
         for j in range(n_near):
             k = near[j]
-            if row[k] < cut:
-                continue
-            g = row[k] / total
+            g = gamma[j]
             s0[k] += g
             for r in range(d):
                 t = (X[i, r] - means[k, r]) * inv_sigma[k, r]

@@ -28,43 +28,11 @@ import math
 import numpy as np
 from numba import njit
 
-from ..encoding.fisher import VL_FISHER_MIN_POSTERIOR, FisherEncoder
+from ..encoding.fisher import VL_FISHER_MIN_POSTERIOR, FisherEncoder, near_posteriors
 from ..encoding.vocabulary import VL_GMM_MIN_PRIOR
 from .rules import Rule, multipliers
 
-# as in the encoder's kernel: log-joint entries this far below the row maximum have negligible posteriors
-_NEGLIGIBLE_LOG_RATIO = -40.0
 _SQRT2 = math.sqrt(2.0)
-
-
-@njit(cache=True)
-def _near_posteriors(row, threshold, near, gamma):  # pragma: no cover - compiled
-    """In-place softmax of one log-joint row restricted to the components that survive the cut.
-
-    Writes their indices to ``near`` and posteriors to ``gamma``; returns how many there are.
-    """
-    top = row[0]
-    for k in range(1, row.shape[0]):
-        top = max(top, row[k])
-    total = 0.0
-    n_cand = 0
-    for k in range(row.shape[0]):
-        z = row[k] - top
-        if z > _NEGLIGIBLE_LOG_RATIO:
-            e = math.exp(z)
-            row[k] = e
-            total += e
-            near[n_cand] = k
-            n_cand += 1
-    cut = threshold * total
-    n_near = 0
-    for j in range(n_cand):
-        k = near[j]
-        if row[k] >= cut:
-            near[n_near] = k
-            gamma[n_near] = row[k] / total
-            n_near += 1
-    return n_near
 
 
 @njit(cache=True)
@@ -76,7 +44,7 @@ def _signed_sums(X, logp, cells, means, inv_sigma, inv_sqrt_w, threshold,
     near = np.empty(k_total, dtype=np.int64)
     gamma = np.empty(k_total)
     for i in range(n):
-        n_near = _near_posteriors(logp[i], threshold, near, gamma)
+        n_near = near_posteriors(logp[i], threshold, near, gamma)
         for j in range(n_near):
             k = near[j]
             g = gamma[j]
@@ -118,7 +86,7 @@ def _descriptor_relevance(X, logp, cells, means, inv_sigma, inv_sqrt_w, threshol
     near = np.empty(k_total, dtype=np.int64)
     gamma = np.empty(k_total)
     for i in range(n):
-        n_near = _near_posteriors(logp[i], threshold, near, gamma)
+        n_near = near_posteriors(logp[i], threshold, near, gamma)
         acc = 0.0
         for j in range(n_near):
             k = near[j]
