@@ -28,6 +28,7 @@ from . import __version__
 from .data.images import load_image
 from .encoding import (FisherEncoder, GmmVocabulary, HardVqEncoder, KMeansVocabulary,
                        PcaProjection, RankBowEncoder, SpatialPyramid)
+from .encoding.fisher import FisherForward
 from .errors import BowlrpError, ImageError, ModelError, SkipLog
 from .features.descriptors import DescriptorSet
 from .features.dsift import DenseSift
@@ -131,10 +132,44 @@ class Block:
         values = own.values if self.projection is None else self.projection.transform(own.values)
         return index, values, own.normalized_positions()
 
+    def forward(self, descriptors: DescriptorSet) -> BlockForward:
+        """The block's forward pass with what its relevance step reads back (the FV posteriors)."""
+        index, values, positions = self.prepare(descriptors)
+        if isinstance(self.encoder, FisherEncoder):
+            kept = self.encoder.forward(values, positions)
+            vector = self.encoder.vector(kept)
+        else:
+            kept, vector = None, self.encoder.encode(values, positions)
+        return BlockForward(index, values, positions, kept, vector)
+
     def encode(self, descriptors: DescriptorSet) -> np.ndarray:
         """Image vector of this block, ``(encoder.dim,)`` float32."""
-        _, values, positions = self.prepare(descriptors)
-        return self.encoder.encode(values, positions)
+        return self.forward(descriptors).vector
+
+
+@dataclass
+class BlockForward:
+    """One block's forward pass over one image's descriptors.
+
+    Attributes
+    ----------
+    index : (n,) int64
+        Which of the image's descriptors the block uses.
+    values : (n, D) float32
+        Those descriptors as the encoder sees them (after PCA).
+    positions : (n, 2) float32
+        Normalised positions.
+    kept : FisherForward or None
+        What the Fisher-vector encoder's relevance step reads back (posteriors, denominators).
+    vector : (encoder.dim,) float32
+        The block's image vector.
+    """
+
+    index: np.ndarray
+    values: np.ndarray
+    positions: np.ndarray
+    kept: FisherForward | None
+    vector: np.ndarray
 
 
 @dataclass

@@ -18,6 +18,7 @@ from bowlrp.encoding import (
     pool,
     sample_rows,
 )
+from bowlrp.encoding.pyramid import pyramid_atoms
 from bowlrp.persistence import load_stages, save_stages
 
 from conftest import require_cyvlfeat
@@ -249,6 +250,32 @@ def test_pyramid_fv_is_made_of_per_cell_vl_fisher(normalization):
         expected /= np.linalg.norm(expected)
     np.testing.assert_allclose(ours, expected, rtol=RTOL, atol=ATOL)
     assert not ours[7 * dim_cell:].any()
+
+
+def test_sparse_posteriors_are_the_kept_assignments_across_chunks():
+    params = make_gmm(seed=3)
+    x = sample_gmm(*params, n=1000, seed=8)
+    enc = FisherEncoder(GmmVocabulary.from_parameters(*params), pyramid=None, chunk_rows=97)
+    kept = enc.posteriors(x)
+    assert len(kept) == len(x) and kept.indptr[-1] == len(kept.gamma)
+    assert (np.diff(kept.indptr) < params[0].shape[0]).any()  # the cut dropped something
+    np.testing.assert_allclose(kept.to_dense(), enc.assignments(x), rtol=1e-5, atol=1e-7)
+    # one chunk or many: the same pairs, the same vector
+    whole = FisherEncoder(enc.gmm, pyramid=None, chunk_rows=10**6)
+    np.testing.assert_array_equal(whole.posteriors(x).component, kept.component)
+    np.testing.assert_array_equal(whole.encode(x), enc.encode(x, posteriors=kept))
+    with pytest.raises(ValueError, match="posteriors of"):
+        enc.encode(x[:10], posteriors=kept)
+
+
+def test_pyramid_atoms_refine_every_level():
+    pyr = SpatialPyramid()
+    pos = np.random.default_rng(0).uniform(0, 1, size=(500, 2))
+    cells = pyr.cell_index(pos)
+    atom_of, member = pyramid_atoms(cells, pyr.level_offsets)
+    assert member.shape == (8, 8) and member.sum(axis=0).tolist() == [3.0] * 8  # one cell per level
+    # every descriptor's cells are exactly its atom's cells
+    np.testing.assert_array_equal(np.sort(cells, axis=1), np.stack([np.flatnonzero(member[:, a]) for a in atom_of]))
 
 
 def test_fv_of_no_descriptors_is_zero():

@@ -122,7 +122,7 @@ def test_fisher_relevance_without_pyramid_conserves_real_relevance():
     values = rng.normal(scale=2.0, size=(300, 6)).astype(np.float32)
     R = rng.normal(size=encoder.dim)
     ours, absorbed = fisher_relevance(encoder, values, None, R, Rule("epsilon", 0.0))
-    assert ours.shape == (300,) and abs(ours.sum() - R.sum()) < 1e-8 * np.abs(R).sum() and absorbed == 0
+    assert ours.shape == (300,) and abs(ours.sum() - R.sum()) < 1e-8 * np.abs(R).sum() and abs(absorbed) < 1e-12 * np.abs(R).sum()
 
 
 # --------------------------------------------------------------------------- BoW

@@ -2,6 +2,7 @@
 from .bow import HardVqEncoder, RankBowEncoder
 from .fisher import FisherEncoder
 from .pooling import pool
+from .posteriors import SparsePosteriors, sparse_posteriors
 from .pyramid import SpatialPyramid
 from .vocabulary import GmmVocabulary, KMeansVocabulary, LogJoint, PcaProjection, sample_rows
 
@@ -13,7 +14,9 @@ __all__ = [
     "LogJoint",
     "PcaProjection",
     "RankBowEncoder",
+    "SparsePosteriors",
     "SpatialPyramid",
     "pool",
     "sample_rows",
+    "sparse_posteriors",
 ]

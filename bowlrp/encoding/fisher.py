@@ -35,25 +35,24 @@ it as part of the kernel map, Eqs. 4.6-4.8):
 
 An empty cell contributes a zero block (never NaN).
 
-Computation: log-joints by one float32 GEMM per chunk of descriptors
-(:class:`~bowlrp.encoding.vocabulary.LogJoint`), then a compiled (numba) kernel that takes the
-softmax, applies the 1e-6 cut and accumulates the moments from explicit differences over the
-few surviving (descriptor, component) pairs. Measured on 75,540 dense-SIFT descriptors of one
+Computation: the kept posteriors in CSR form (:mod:`.posteriors`: one float32 GEMM per chunk of
+descriptors and a compiled softmax with the 1e-6 cut), then a compiled kernel that accumulates
+the moments from explicit differences over those few (descriptor, component) pairs; LRP reuses
+the same posteriors. Measured on 75,540 dense-SIFT descriptors of one
 375x500 image (K=256, D=80, 2 shared cores): ~0.15-0.19 s with the 8-cell pyramid against
 ~0.6 s for ``vl_fisher`` on the whole image, equal to 3.5e-6.
 """
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
+import numpy as np
 from numba import njit
 
 from ..errors import DataError, ModelError
-from .pyramid import SpatialPyramid, single_cell_index
+from .posteriors import VL_FISHER_MIN_POSTERIOR, SparsePosteriors, sparse_posteriors
+from .pyramid import SpatialPyramid, atoms_to_cells, pyramid_atoms, single_cell_index
 from .vocabulary import VL_GMM_MIN_PRIOR, GmmVocabulary
-
-# vl_fisher ignores a descriptor/component pair whose posterior is below this.
-VL_FISHER_MIN_POSTERIOR = 1e-6
 # Norm floor of VLFeat's L2 normalisation; keeps an all-zero block zero.
 L2_FLOOR = 1e-12
 NORMALIZATIONS = ("enceval", "vlfeat", "none")
@@ -68,6 +67,35 @@ def l2_normalize_rows(x: np.ndarray) -> np.ndarray:
     """Each row divided by ``max(||row||_2, 1e-12)``."""
     norm = np.sqrt(np.sum(np.square(x, dtype=np.float64), axis=-1, keepdims=True))
     return x / np.maximum(norm, L2_FLOOR)
+
+
+@dataclass(frozen=True)
+class FisherForward:
+    """One image's pass through the encoder, kept for the relevance step.
+
+    Attributes
+    ----------
+    posteriors : SparsePosteriors
+        The kept ``gamma_k(l)`` of every descriptor.
+    counts : (n_cells,) float64
+        Descriptors per cell.
+    occupancy : (n_cells, K) float64
+        ``sum_l gamma_k(l)`` per cell: zero where no descriptor reaches component k.
+    unnormalized : (n_cells, dim_per_cell) float64
+        ``x_d = sum_l z_ld`` (Eq. 4.9), summed over descriptors, before ``Phi``; with the epsilon
+        rule these are the relevance step's denominators.
+    """
+
+    posteriors: SparsePosteriors
+    counts: np.ndarray
+    occupancy: np.ndarray
+    unnormalized: np.ndarray
+
+    def cell_vectors(self, average: bool) -> np.ndarray:
+        """The unnormalised per-cell vectors, summed or (``average``) divided by the cell's count."""
+        if not average:
+            return self.unnormalized
+        return self.unnormalized / np.maximum(self.counts, 1.0)[:, None]
 
 
 class FisherEncoder:
@@ -178,63 +206,47 @@ class FisherEncoder:
         gamma[gamma < VL_FISHER_MIN_POSTERIOR] = 0.0
         return gamma
 
+    def posteriors(self, values: np.ndarray) -> SparsePosteriors:
+        """The kept ``gamma_k(l) >= 1e-6`` of every descriptor (CSR), as the encoding uses them."""
+        return sparse_posteriors(self.gmm.log_joint(), self._values(values), VL_FISHER_MIN_POSTERIOR,
+                                 self.chunk_rows)
+
+    def atoms(self, cell_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(atom of each descriptor (N,), cells x atoms membership)``: :func:`pyramid_atoms`."""
+        offsets = self.pyramid.level_offsets if self.pyramid is not None else np.array([0, 1])
+        return pyramid_atoms(cell_index, offsets)
+
     # -- encoding ------------------------------------------------------------------------
-    def _cell_statistics(self, values: np.ndarray, cell_index: np.ndarray):
+    def _cell_statistics(self, values: np.ndarray, cell_index: np.ndarray, posteriors: SparsePosteriors):
         """Posterior-weighted moments of the whitened deviations, per cell.
 
         With ``t_kr(l) = (l_r - mu_kr) / sigma_kr`` and ``gamma`` the VLFeat-sparsified
         posteriors, returns float64 ``counts (C,)``, ``S0 = sum_l gamma (C, K)``,
         ``S1 = sum_l gamma t (C, K, D)`` and ``S2 = sum_l gamma t^2 (C, K, D)``.
 
-        Log-joints come from one GEMM per chunk (:class:`LogJoint`); a compiled kernel takes
-        the softmax, applies VLFeat's cut and accumulates. The moments are accumulated from explicit
-        differences ``l - mu_k``, visiting only the (descriptor, component) pairs with
-        ``gamma >= 1e-6`` (typically a few per descriptor): the GEMM form
+        The moments are accumulated from explicit differences ``l - mu_k`` over the kept
+        (descriptor, component) pairs only (typically a few per descriptor): the GEMM form
         ``gamma^T [l, l^2]`` would be as fast but cancels catastrophically in float32 for
-        tight components far from the origin (``(mu/sigma)^2`` digits lost).
-
-        A descriptor lies in one cell per level. Rather than one pass per level, descriptors
-        are grouped by their tuple of cells ("atoms", the common refinement of all levels:
-        8 atoms for 1x1 + 2x2 + 3x1); the moments are taken once per atom and each cell adds
-        up the atoms it contains.
+        tight components far from the origin (``(mu/sigma)^2`` digits lost). A descriptor lies in
+        one cell per level; the moments are taken once per pyramid atom and each cell adds up
+        the atoms it contains.
         """
-        n, d = values.shape
-        k = self.n_components
-        n_cells = self.n_cells
-        joint = self.gmm.log_joint()
+        k, d = self.n_components, self.n_features
         means = self.gmm.means_.astype(np.float64)
         inv_sigma = 1.0 / np.sqrt(self.gmm.variances_.astype(np.float64))
+        atom_of, member = self.atoms(cell_index)
+        n_atoms = member.shape[1]
+        S0 = np.zeros((n_atoms, k))
+        S1 = np.zeros((n_atoms, k, d))
+        S2 = np.zeros((n_atoms, k, d))
+        _accumulate_moments(values, posteriors.indptr, posteriors.component, posteriors.gamma, atom_of,
+                            means, inv_sigma, S0, S1, S2)
+        counts = atoms_to_cells(member, np.bincount(atom_of, minlength=n_atoms).astype(np.float64))
+        return counts, atoms_to_cells(member, S0), atoms_to_cells(member, S1), atoms_to_cells(member, S2)
 
-        # atom key: the level-local cell ids as the digits of a mixed-radix number
-        level_offsets = self.pyramid.level_offsets if self.pyramid is not None else np.array([0, 1])
-        offsets, sizes = level_offsets[:-1], np.diff(level_offsets)
-        strides = np.concatenate([[1], np.cumprod(sizes)[:-1]])
-        key = (cell_index - offsets) @ strides
-        atom_keys = np.flatnonzero(np.bincount(key, minlength=int(np.prod(sizes))))
-        atoms = offsets + (atom_keys[:, None] // strides) % sizes  # (n_atoms, n_levels) cell ids
-        atom_rows = [np.flatnonzero(key == a) for a in atom_keys]
-
-        S0 = np.zeros((len(atoms), k))
-        S1 = np.zeros((len(atoms), k, d))
-        S2 = np.zeros((len(atoms), k, d))
-        step = max(int(self.chunk_rows), 1)
-        for a, rows_of_atom in enumerate(atom_rows):
-            for start in range(0, len(rows_of_atom), step):
-                chunk = values[rows_of_atom[start:start + step]]
-                _accumulate_moments(chunk, joint.log_joint(chunk), means, inv_sigma, VL_FISHER_MIN_POSTERIOR, S0[a], S1[a], S2[a])
-
-        # membership (cells x atoms): atom a belongs to cell atoms[a, level] at each level
-        member = np.zeros((n_cells, len(atoms)))
-        for level in range(atoms.shape[1]):
-            member[atoms[:, level], np.arange(len(atoms))] = 1.0
-        counts = member @ np.array([len(r) for r in atom_rows], dtype=np.float64)
-        S0 = member @ S0
-        S1 = (member @ S1.reshape(len(atoms), k * d)).reshape(n_cells, k, d)
-        S2 = (member @ S2.reshape(len(atoms), k * d)).reshape(n_cells, k, d)
-        return counts, S0, S1, S2
-
-    def encode_unnormalized(self, values: np.ndarray, positions: np.ndarray | None = None, average: bool = False) -> np.ndarray:
-        """Unnormalised Fisher vector of every cell: ``x`` of Eq. (4.9), before ``Phi``.
+    def forward(self, values: np.ndarray, positions: np.ndarray | None = None,
+                posteriors: SparsePosteriors | None = None) -> FisherForward:
+        """The encoding with everything its relevance step reads back (see :class:`FisherForward`).
 
         Parameters
         ----------
@@ -243,17 +255,16 @@ class FisherEncoder:
         positions : (N, 2) float or None
             Descriptor centres ``(x, y)`` as fractions of the image in ``[0, 1)``
             (:meth:`DescriptorSet.normalized_positions`); unused without a pyramid.
-        average : bool
-            Divide each cell by its descriptor count, as ``vl_fisher`` does.
-
-        Returns
-        -------
-        (n_cells, dim_per_cell) float32
-            Zero rows for cells without descriptors.
+        posteriors : SparsePosteriors, optional
+            :meth:`posteriors` of ``values`` when the caller already has them.
         """
         values = self._values(values)
         cell_index = self.cell_index(positions, len(values))
-        counts, S0, S1, S2 = self._cell_statistics(values, cell_index)
+        if posteriors is None:
+            posteriors = self.posteriors(values)
+        elif len(posteriors) != len(values):
+            raise ValueError(f"posteriors of {len(posteriors)} descriptors given for {len(values)}")
+        counts, S0, S1, S2 = self._cell_statistics(values, cell_index, posteriors)
 
         weights = self.gmm.weights_.astype(np.float64)
         present = weights >= VL_GMM_MIN_PRIOR
@@ -267,10 +278,22 @@ class FisherEncoder:
             pi_block = (S0 - counts[:, None] * weights) / np.sqrt(safe_w)
             pi_block[:, ~present] = 0.0
             blocks.insert(0, pi_block)
-        x = np.concatenate(blocks, axis=1)
-        if average:
-            x /= np.maximum(counts, 1.0)[:, None]
-        return x.astype(np.float32)
+        return FisherForward(posteriors, counts, S0, np.concatenate(blocks, axis=1))
+
+    def encode_unnormalized(self, values: np.ndarray, positions: np.ndarray | None = None, average: bool = False,
+                            posteriors: SparsePosteriors | None = None) -> np.ndarray:
+        """Unnormalised Fisher vector of every cell: ``x`` of Eq. (4.9), before ``Phi``.
+
+        Parameters as :meth:`forward`, and ``average``: divide each cell by its descriptor count, as
+        ``vl_fisher`` does.
+
+        Returns
+        -------
+        (n_cells, dim_per_cell) float32
+            Zero rows for cells without descriptors.
+        """
+        forward = self.forward(values, positions, posteriors)
+        return forward.cell_vectors(average).astype(np.float32)
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         """The normalisation ``Phi`` of the unnormalised per-cell vectors.
@@ -295,10 +318,15 @@ class FisherEncoder:
             out = x
         return out.reshape(-1).astype(np.float32)
 
-    def encode(self, values: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
+    def encode(self, values: np.ndarray, positions: np.ndarray | None = None,
+               posteriors: SparsePosteriors | None = None) -> np.ndarray:
         """Final Fisher vector ``Phi(x)`` of one image, (dim,) float32."""
+        return self.vector(self.forward(values, positions, posteriors))
+
+    def vector(self, forward: FisherForward) -> np.ndarray:
+        """``Phi(x)`` of a :meth:`forward` result, (dim,) float32."""
         average = self.normalization == "none"  # "none" reports vl_fisher's per-cell means
-        return self.normalize(self.encode_unnormalized(values, positions, average=average))
+        return self.normalize(forward.cell_vectors(average).astype(np.float32))
 
     # -- persistence ---------------------------------------------------------------------
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -326,65 +354,21 @@ class FisherEncoder:
         )
 
 
-# exp(-40) ~ 4e-18: log-joint entries further than this below their row's maximum add less
-# than K * 4e-18 to a posterior's denominator, far below float32 resolution, so the fused
-# kernel below skips their exp.
-_NEGLIGIBLE_LOG_RATIO = -40.0
-
-
 @njit(cache=True)
-def near_posteriors(row, threshold, near, gamma):  # pragma: no cover - compiled
-    """Posteriors of one descriptor from its log-joint row, only for the components that survive
-    VLFeat's cut (``gamma >= threshold``); shared by the encoder and its LRP step.
+def _accumulate_moments(X, indptr, component, gamma, atom_of, means, inv_sigma, s0, s1, s2):  # pragma: no cover
+    """``gamma``, ``gamma t`` and ``gamma t^2`` (``t = (l - mu_k) / sigma_k``) of every kept pair added
+    into its descriptor's atom: ``s0 (A, K)``, ``s1 (A, K, D)``, ``s2 (A, K, D)``.
 
-    ``row`` (K,) float32 = log(pi_k N(l | k)) is overwritten; the surviving component indices go to
-    ``near`` and their posteriors to ``gamma`` (both length >= K); returns how many there are. exp is
-    taken only for entries within ``_NEGLIGIBLE_LOG_RATIO`` of the row maximum.
-    """
-    top = row[0]
-    for k in range(1, row.shape[0]):
-        top = max(top, row[k])
-    total = 0.0
-    n_cand = 0
-    for k in range(row.shape[0]):
-        z = row[k] - top
-        if z > _NEGLIGIBLE_LOG_RATIO:
-            e = np.exp(z)
-            row[k] = e
-            total += e
-            near[n_cand] = k
-            n_cand += 1
-    cut = threshold * total
-    n_near = 0
-    for j in range(n_cand):
-        k = near[j]
-        if row[k] >= cut:
-            near[n_near] = k
-            gamma[n_near] = row[k] / total
-            n_near += 1
-    return n_near
-
-
-@njit(cache=True)
-def _accumulate_moments(X, logp, means, inv_sigma, threshold, s0, s1, s2):  # pragma: no cover - compiled
-    """``gamma``, ``gamma t`` and ``gamma t^2`` (``t = (l - mu_k) / sigma_k``) of the pairs with
-    ``gamma >= threshold`` added into ``s0 (K,)``, ``s1 (K, D)``, ``s2 (K, D)``.
-
-    X (n, D) float32; logp (n, K) float32 = log(pi_k N(l | k)), overwritten; means and
-    inv_sigma (K, D) float64. The softmax is fused here (:func:`near_posteriors`) because only a
-    few components per descriptor survive the threshold.
+    X (n, D) float32; (indptr, component, gamma) the CSR posteriors; means and inv_sigma (K, D) float64.
     """
     n, d = X.shape
-    k_total = logp.shape[1]
-    near = np.empty(k_total, dtype=np.int64)
-    gamma = np.empty(k_total)
     for i in range(n):
-        n_near = near_posteriors(logp[i], threshold, near, gamma)
-        for j in range(n_near):
-            k = near[j]
+        a = atom_of[i]
+        for j in range(indptr[i], indptr[i + 1]):
+            k = component[j]
             g = gamma[j]
-            s0[k] += g
+            s0[a, k] += g
             for r in range(d):
                 t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
-                s1[k, r] += g * t
-                s2[k, r] += g * (t * t)
+                s1[a, k, r] += g * t
+                s2[a, k, r] += g * (t * t)

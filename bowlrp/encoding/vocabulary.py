@@ -232,11 +232,13 @@ class GmmVocabulary:
                 covariance_bound=np.full(d, floor, dtype=np.float32),
                 init_priors=priors, init_means=np.ascontiguousarray(means), init_covars=np.ascontiguousarray(variances),
             )
+            # copied at once, before anything else allocates: the returned arrays may not own their memory
+            means_out, variances_out, weights_out = (np.array(a, dtype=np.float32, copy=True) for a in out[:3])
         finally:
             set_num_threads(threads)
-        self.means_ = np.asarray(out[0], dtype=np.float32)
-        self.variances_ = np.asarray(out[1], dtype=np.float32)
-        self.weights_ = np.asarray(out[2], dtype=np.float32)
+        if not (np.isfinite(means_out).all() and np.isfinite(variances_out).all() and np.isfinite(weights_out).all()):
+            raise ModelError("VLFeat's GMM returned non-finite parameters; use the sklearn backend")
+        self.means_, self.variances_, self.weights_ = means_out, variances_out, weights_out
 
     # -- inference ---------------------------------------------------------------------
     def log_joint(self) -> "LogJoint":

@@ -117,7 +117,8 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: Rule | None =
     machine = model.classifier.estimators_[model.class_names.index(class_name)]
     features = model.features
     descriptors = features.descriptors(image)
-    x = features.encode_descriptors(descriptors)
+    forward = [block.forward(descriptors) for block in features.blocks]  # kept for the backward steps
+    x = np.concatenate([f.vector for f in forward]).astype(np.float32)
     svm = explain_svm(machine, x, bias=bias, reference=reference)
 
     by_bins = depth == "bins"
@@ -125,17 +126,17 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: Rule | None =
         raise BowlrpError("depth 'bins' needs a Fisher-vector model (Appendix D.1); use depth 'descriptors'")
     R_l = np.zeros((len(descriptors), descriptors.values.shape[1]) if by_bins else len(descriptors))
     absorbed = 0.0
-    for block, span in zip(features.blocks, features.block_slices):
-        index, values, positions = block.prepare(descriptors)
-        if by_bins:
-            r, a = fisher_relevance(block.encoder, values, positions, svm.relevance[span], rule, per_dimension=True)
-            if block.projection is not None:
-                r, a_pca = projection_relevance(block.projection, descriptors.values[index], r, rule)
+    for block, span, f in zip(features.blocks, features.block_slices, forward):
+        R_block = svm.relevance[span]
+        if isinstance(block.encoder, FisherEncoder):
+            r, a = fisher_relevance(block.encoder, f.values, f.positions, R_block, rule, per_dimension=by_bins,
+                                    forward=f.kept)
+            if by_bins and block.projection is not None:
+                r, a_pca = projection_relevance(block.projection, descriptors.values[f.index], r, rule)
                 a += a_pca
         else:
-            step = fisher_relevance if isinstance(block.encoder, FisherEncoder) else bow_relevance
-            r, a = step(block.encoder, values, positions, svm.relevance[span], rule)
-        R_l[index] += r
+            r, a = bow_relevance(block.encoder, f.values, f.positions, R_block, rule)
+        R_l[f.index] += r
         absorbed += a
     relevance = pixel_relevance(descriptors, R_l)
     if by_bins:

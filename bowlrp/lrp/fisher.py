@@ -16,9 +16,13 @@ multipliers of the rule (:mod:`.rules`)::
     R_l = sum_levels sum_k sum_r  z_{l,(k,r)} · c[cell, k, r]   (c_pos or c_neg by the sign of z)
 
 The descriptor × dimension matrix is never built: two compiled passes visit only the few
-(descriptor, component) pairs that survive the posterior cut, the first summing the positive and
-negative contributions per dimension (the rule's denominators), the second forming R_l — each of
-the cost of encoding. Pairs below the cut have gamma = 0 and contribute only ``-sqrt(pi_k)`` to the
+(descriptor, component) pairs that survive the posterior cut (the forward pass's
+:class:`~bowlrp.encoding.posteriors.SparsePosteriors`, so no GMM is evaluated again), the first
+summing the positive and negative contributions per dimension (the rule's denominators), the second
+forming R_l. A descriptor lies in one cell per level, and its z does not depend on the level, so
+both passes work per pyramid atom (:func:`~bowlrp.encoding.pyramid.pyramid_atoms`): pass 1 sums per
+atom and the cells add their atoms; pass 2 reads per-atom multipliers, the sums over the atom's
+cells. Pairs below the cut have gamma = 0 and contribute only ``-sqrt(pi_k)`` to the
 pi-dimensions, which is added in closed form.
 """
 from __future__ import annotations
@@ -28,103 +32,84 @@ import math
 import numpy as np
 from numba import njit
 
-from ..encoding.fisher import VL_FISHER_MIN_POSTERIOR, FisherEncoder, near_posteriors
+from ..encoding.fisher import FisherEncoder, FisherForward
+from ..encoding.pyramid import atoms_to_cells, cells_to_atoms
 from ..encoding.vocabulary import VL_GMM_MIN_PRIOR
 from .rules import Rule, multipliers
 
 _SQRT2 = math.sqrt(2.0)
 
 
-@njit(cache=True)
-def _signed_sums(X, logp, cells, means, inv_sigma, inv_sqrt_w, threshold,
+@njit(cache=True, fastmath=True)
+def _signed_sums(X, indptr, component, gamma, atom_of, means, inv_sigma, inv_sqrt_w,
                  mu_pos, mu_neg, sig_pos, sig_neg, pi_pos, pi_neg, near_count):  # pragma: no cover
-    """Add the positive and negative parts of every z_ld to per-(cell, k[, r]) sums; count near pairs."""
+    """Add the positive and negative parts of every z_ld to per-(atom, k[, r]) sums; count kept pairs."""
     n, d = X.shape
-    k_total = logp.shape[1]
-    near = np.empty(k_total, dtype=np.int64)
-    gamma = np.empty(k_total)
     for i in range(n):
-        n_near = near_posteriors(logp[i], threshold, near, gamma)
-        for j in range(n_near):
-            k = near[j]
+        c = atom_of[i]
+        for j in range(indptr[i], indptr[i + 1]):
+            k = component[j]
             g = gamma[j]
             a = g * inv_sqrt_w[k]
-            z_pi = (g - 1.0 / (inv_sqrt_w[k] * inv_sqrt_w[k])) * inv_sqrt_w[k] if inv_sqrt_w[k] > 0 else 0.0
-            for lev in range(cells.shape[1]):
-                c = cells[i, lev]
-                near_count[c, k] += 1
-                if z_pi > 0:
-                    pi_pos[c, k] += z_pi
-                else:
-                    pi_neg[c, k] += z_pi
-                for r in range(d):
-                    t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
-                    z_mu = a * t
-                    z_sig = a * (t * t - 1.0) / _SQRT2
-                    if z_mu > 0:
-                        mu_pos[c, k, r] += z_mu
-                    else:
-                        mu_neg[c, k, r] += z_mu
-                    if z_sig > 0:
-                        sig_pos[c, k, r] += z_sig
-                    else:
-                        sig_neg[c, k, r] += z_sig
+            near_count[c, k] += 1
+            if inv_sqrt_w[k] > 0:
+                z_pi = (g - 1.0 / (inv_sqrt_w[k] * inv_sqrt_w[k])) * inv_sqrt_w[k]
+                pi_pos[c, k] += max(z_pi, 0.0)
+                pi_neg[c, k] += min(z_pi, 0.0)
+            for r in range(d):  # branch-free, so the loop vectorises
+                t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
+                z_mu = a * t
+                z_sig = a * (t * t - 1.0) / _SQRT2
+                mu_pos[c, k, r] += max(z_mu, 0.0)
+                mu_neg[c, k, r] += min(z_mu, 0.0)
+                sig_pos[c, k, r] += max(z_sig, 0.0)
+                sig_neg[c, k, r] += min(z_sig, 0.0)
 
 
-@njit(cache=True)
-def _descriptor_relevance(X, logp, cells, means, inv_sigma, inv_sqrt_w, threshold,
+@njit(cache=True, fastmath=True)
+def _descriptor_relevance(X, indptr, component, gamma, atom_of, means, inv_sigma, inv_sqrt_w,
                           mu_cp, mu_cn, sig_cp, sig_cn, pi_cp, pi_cn, out):  # pragma: no cover
-    """Sum over levels, near components and dimensions of z · multiplier, into ``out``.
+    """Sum over kept components and dimensions of z · multiplier, into ``out``.
 
-    ``out`` is (n, 1) for one value per descriptor or (n, D) to keep the descriptor dimension r
-    of each mu/sigma term apart (Eq. D.3); pi terms, which belong to no single dimension, are
-    then shared evenly by the D columns.
+    The multipliers are per atom: the sums of the multipliers of the cells (one per level) the
+    atom lies in. ``out`` is (n, 1) for one value per descriptor or (n, D) to keep the descriptor
+    dimension r of each mu/sigma term apart (Eq. D.3); pi terms, which belong to no single
+    dimension, are then shared evenly by the D columns. With ``a = gamma / sqrt(pi_k) >= 0`` the
+    sign of ``z_mu`` is that of ``t`` and the sign of ``z_sigma`` that of ``t^2 - 1``.
     """
     n, d = X.shape
     per_dim = out.shape[1] > 1
-    k_total = logp.shape[1]
-    near = np.empty(k_total, dtype=np.int64)
-    gamma = np.empty(k_total)
+    row = np.zeros(d)
     for i in range(n):
-        n_near = near_posteriors(logp[i], threshold, near, gamma)
+        c = atom_of[i]
         acc = 0.0
-        for j in range(n_near):
-            k = near[j]
+        row[:] = 0.0
+        for j in range(indptr[i], indptr[i + 1]):
+            k = component[j]
             g = gamma[j]
             a = g * inv_sqrt_w[k]
-            z_pi = (g - 1.0 / (inv_sqrt_w[k] * inv_sqrt_w[k])) * inv_sqrt_w[k] if inv_sqrt_w[k] > 0 else 0.0
-            far_pi = -1.0 / inv_sqrt_w[k] if inv_sqrt_w[k] > 0 else 0.0  # z of this pi-dimension when gamma = 0
-            for lev in range(cells.shape[1]):
-                c = cells[i, lev]
-                # the pi-dimension of k: replace the far-pair term (added for all k below) by the real one
+            if inv_sqrt_w[k] > 0:
+                z_pi = (g - 1.0 / (inv_sqrt_w[k] * inv_sqrt_w[k])) * inv_sqrt_w[k]
+                far_pi = -1.0 / inv_sqrt_w[k]  # z of this pi-dimension when gamma = 0
+                # the pi-dimension of k: replace the far-pair term (added for all k outside) by the real one
                 acc += z_pi * (pi_cp[c, k] if z_pi > 0 else pi_cn[c, k]) - far_pi * pi_cn[c, k]
-                for r in range(d):
-                    t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
-                    z_mu = a * t
-                    z_sig = a * (t * t - 1.0) / _SQRT2
-                    term = z_mu * (mu_cp[c, k, r] if z_mu > 0 else mu_cn[c, k, r])
-                    term += z_sig * (sig_cp[c, k, r] if z_sig > 0 else sig_cn[c, k, r])
-                    if per_dim:
-                        out[i, r] += term
-                    else:
-                        acc += term
+            b = a / _SQRT2
+            for r in range(d):
+                t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
+                u = t * t - 1.0
+                cm = mu_cp[c, k, r] if t > 0 else mu_cn[c, k, r]
+                cs = sig_cp[c, k, r] if u > 0 else sig_cn[c, k, r]
+                row[r] += a * t * cm + b * u * cs
         if per_dim:
             for r in range(d):
-                out[i, r] += acc / d
+                out[i, r] += row[r] + acc / d
         else:
-            out[i, 0] += acc
-
-
-def _chunks(encoder: FisherEncoder, values: np.ndarray, cells: np.ndarray):
-    joint = encoder.gmm.log_joint()
-    step = max(int(encoder.chunk_rows), 1)
-    for start in range(0, len(values), step):
-        chunk = values[start:start + step]
-        yield start, chunk, joint.log_joint(chunk), np.ascontiguousarray(cells[start:start + step])
+            out[i, 0] += row.sum() + acc
 
 
 def fisher_relevance(encoder: FisherEncoder, values: np.ndarray, positions: np.ndarray | None,
-                     relevance: np.ndarray, rule: Rule, per_dimension: bool = False) -> tuple[np.ndarray, float]:
+                     relevance: np.ndarray, rule: Rule, per_dimension: bool = False,
+                     forward: FisherForward | None = None) -> tuple[np.ndarray, float]:
     """Relevance of every descriptor (or every descriptor dimension) for the FV block's ``R_d``.
 
     Parameters
@@ -141,6 +126,10 @@ def fisher_relevance(encoder: FisherEncoder, values: np.ndarray, positions: np.n
     per_dimension : bool
         Keep the descriptor dimensions apart (Eq. D.3): ``R_l`` becomes (N, D); relevance that belongs
         to no single dimension (pi terms, the uniform fallback) is shared evenly by the D dimensions.
+    forward : FisherForward, optional
+        The encoder's :meth:`FisherEncoder.forward` of the same descriptors: its posteriors are
+        reused, and with the epsilon rule its unnormalised vector supplies the denominators, so
+        only one pass over the descriptors remains. Computed when omitted.
 
     Returns
     -------
@@ -150,7 +139,14 @@ def fisher_relevance(encoder: FisherEncoder, values: np.ndarray, positions: np.n
     """
     values = encoder._values(values)
     n = len(values)
+    if forward is None:
+        forward = encoder.forward(values, positions)
+    elif len(forward.posteriors) != n:
+        raise ValueError(f"a forward pass of {len(forward.posteriors)} descriptors given for {n}")
+    posteriors = forward.posteriors
     cells = encoder.cell_index(positions, n)
+    atom_of, member = encoder.atoms(cells)
+    n_atoms = member.shape[1]
     n_cells, k, d = encoder.n_cells, encoder.n_components, encoder.n_features
     R = np.asarray(relevance, dtype=np.float64).reshape(n_cells, encoder.dim_per_cell)
     blocks = encoder.block_slices()
@@ -163,30 +159,42 @@ def fisher_relevance(encoder: FisherEncoder, values: np.ndarray, positions: np.n
     inv_sqrt_w = np.where(present, 1.0 / np.sqrt(np.where(present, weights, 1.0)), 0.0)
     means = encoder.gmm.means_.astype(np.float64)
     inv_sigma = 1.0 / np.sqrt(encoder.gmm.variances_.astype(np.float64))
-    threshold = VL_FISHER_MIN_POSTERIOR
+    csr = (posteriors.indptr, posteriors.component, posteriors.gamma, atom_of)
 
-    sums = [np.zeros((n_cells, k, d)) for _ in range(4)] + [np.zeros((n_cells, k)) for _ in range(2)]
-    near_count = np.zeros((n_cells, k), dtype=np.int64)
-    for _, chunk, logp, chunk_cells in _chunks(encoder, values, cells):
-        _signed_sums(chunk, logp, chunk_cells, means, inv_sigma, inv_sqrt_w, threshold, *sums, near_count)
-    mu_pos, mu_neg, sig_pos, sig_neg, pi_pos, pi_neg = sums
     counts = np.bincount(cells.ravel(), minlength=n_cells).astype(np.float64)
-    if encoder.weight_gradient:
-        # pairs below the cut: gamma = 0, z = -sqrt(pi_k) (negative), one per descriptor of the cell
-        far = counts[:, None] - near_count
-        pi_neg = pi_neg - far * np.where(present, np.sqrt(weights), 0.0)[None, :]
+    if rule.name == "epsilon":
+        # the denominators are the totals x_d = sum_l z_ld: the forward pass's unnormalised vector;
+        # a (cell, k) is reached iff some descriptor has a kept posterior there
+        x = forward.unnormalized
+        sums = [np.maximum(x, 0.0), np.minimum(x, 0.0)]
+        reached_k = forward.occupancy > 0
+        mu_pos, mu_neg = (np.where(reached_k[:, :, None], z[:, blocks["mu"]].reshape(n_cells, k, d), 0.0) for z in sums)
+        sig_pos, sig_neg = (np.where(reached_k[:, :, None], z[:, blocks["sigma"]].reshape(n_cells, k, d), 0.0)
+                            for z in sums)
+        if encoder.weight_gradient:  # every descriptor of a cell reaches every pi-dimension
+            pi_pos, pi_neg = (z[:, blocks["pi"]] for z in sums)
+        else:
+            pi_pos = pi_neg = np.zeros((n_cells, k))
     else:
-        pi_pos = pi_neg = np.zeros((n_cells, k))
+        # pass 1: positive and negative parts of x_d = sum_l z_ld, per dimension
+        sums = [np.zeros((n_atoms, k, d)) for _ in range(4)] + [np.zeros((n_atoms, k)) for _ in range(2)]
+        near_count = np.zeros((n_atoms, k), dtype=np.int64)
+        _signed_sums(values, *csr, means, inv_sigma, inv_sqrt_w, *sums, near_count)
+        mu_pos, mu_neg, sig_pos, sig_neg, pi_pos, pi_neg = (atoms_to_cells(member, x) for x in sums)
+        if encoder.weight_gradient:
+            # pairs below the cut: gamma = 0, z = -sqrt(pi_k) (negative), one per descriptor of the cell
+            far = counts[:, None] - atoms_to_cells(member, near_count.astype(np.float64))
+            pi_neg = pi_neg - far * np.where(present, np.sqrt(weights), 0.0)[None, :]
+        else:
+            pi_pos = pi_neg = np.zeros((n_cells, k))
 
     m_mu = multipliers(rule, R_mu, mu_pos, mu_neg)
     m_sig = multipliers(rule, R_sig, sig_pos, sig_neg)
     m_pi = multipliers(rule, R_pi, pi_pos, pi_neg)
+    # pass 2: R_l; without the weight gradient R_pi is zero, so are its multipliers: the pi terms vanish
     out = np.zeros((n, d if per_dimension else 1))
-    # without the weight gradient R_pi is zero, so are its multipliers: the pi terms vanish
-    for start, chunk, logp, chunk_cells in _chunks(encoder, values, cells):
-        _descriptor_relevance(chunk, logp, chunk_cells, means, inv_sigma, inv_sqrt_w, threshold,
-                              m_mu.pos, m_mu.neg, m_sig.pos, m_sig.neg, m_pi.pos, m_pi.neg,
-                              out[start:start + len(chunk)])
+    per_atom = [cells_to_atoms(member, m) for m in (m_mu.pos, m_mu.neg, m_sig.pos, m_sig.neg, m_pi.pos, m_pi.neg)]
+    _descriptor_relevance(values, *csr, means, inv_sigma, inv_sqrt_w, *per_atom, out)
     shared = np.zeros(n)  # relevance of no single descriptor dimension
     if encoder.weight_gradient:
         # every descriptor's far-pair term for all k, per level: sum_k -sqrt(pi_k) c_neg[cell, k]

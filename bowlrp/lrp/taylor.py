@@ -5,10 +5,12 @@ root point x~ on the decision boundary::
 
     R_d = (x - x~)_d · sum_i alpha_i y_i dk(x_i, .)/dx_d (x~)
 
-Root-point search: from the reference samples predicted as the class opposite to x, the
-``n_candidates`` nearest to x are taken; on each segment ``x~(g) = g x + (1 - g) x_s`` the sign
-change of f is bracketed by bisection, all candidates at once (one Gram evaluation per step),
-until ``|f(x~)| <= tolerance``. The root point nearest to x wins. What the first-order terms miss
+Root-point search: from the reference samples of the class opposite to x (by label when known,
+as for support vectors, else by prediction), the ``n_candidates`` nearest to x are taken; on each
+segment ``x~(g) = g x + (1 - g) x_s`` the sign change of f is bracketed by bisection, all
+candidates at once, until ``|f(x~)| <= tolerance``. f along the segments comes from
+:meth:`BinarySvm.segment_scores`: affine for linear machines, a quadratic exponent in g for the RBF
+kernel (one GEMM up front, then O(candidates x support vectors) per step), Gram rows otherwise. The root point nearest to x wins. What the first-order terms miss
 is reported, never hidden: ``bias_relevance`` holds the zero-order term f(x~) (0 up to the
 tolerance) and ``residual = f(x) - sum_d R_d - f(x~)``.
 
@@ -42,7 +44,8 @@ class RootPoint:
 
 
 def find_root_point(machine: BinarySvm, x: np.ndarray, reference: np.ndarray,
-                    n_candidates: int = DEFAULT_CANDIDATES, tolerance: float = DEFAULT_TOLERANCE) -> RootPoint:
+                    n_candidates: int = DEFAULT_CANDIDATES, tolerance: float = DEFAULT_TOLERANCE,
+                    reference_labels: np.ndarray | None = None) -> RootPoint:
     """Nearest point on the decision boundary along segments from x to opposite-class references.
 
     Parameters
@@ -55,6 +58,10 @@ def find_root_point(machine: BinarySvm, x: np.ndarray, reference: np.ndarray,
         How many opposite-class references, nearest to x first, are searched.
     tolerance : float
         Accept ``|f(x~)| <= tolerance``.
+    reference_labels : (M,) {+1, -1}, optional
+        Classes of the references (for support vectors the signs of their dual coefficients). With
+        them only the chosen candidates are scored; without them f is evaluated on all references
+        to find the opposite class. Candidates whose f turns out to have the sign of f(x) are dropped.
     """
     x = np.asarray(x, dtype=np.float64).ravel()
     reference = np.asarray(reference, dtype=np.float64)
@@ -63,43 +70,49 @@ def find_root_point(machine: BinarySvm, x: np.ndarray, reference: np.ndarray,
     f_x = float(machine.decision_function(x[None, :])[0])
     if abs(f_x) <= tolerance:  # x itself is a root
         return RootPoint(x.copy(), f_x, True, 0)
-    f_ref = machine.decision_function(reference)
-    opposite = np.flatnonzero(np.sign(f_ref) != np.sign(f_x))
-    if opposite.size == 0:
+    if reference_labels is not None:
+        opposite = np.flatnonzero(np.sign(np.asarray(reference_labels)) != np.sign(f_x))
+    else:
+        opposite = np.flatnonzero(np.sign(machine.decision_function(reference)) != np.sign(f_x))
+    candidates = reference[opposite]
+    distance2 = np.einsum("ij,ij->i", candidates, candidates) - 2.0 * (candidates @ x)  # + ||x||^2, same for all
+    chosen = opposite[np.argsort(distance2, kind="stable")[:n_candidates]]
+    segment = machine.segment_scores(x, reference[chosen])
+    f_start = segment(np.zeros(len(chosen)), np.arange(len(chosen)))
+    keep = np.flatnonzero(np.sign(f_start) != np.sign(f_x))
+    if keep.size == 0:
+        if reference_labels is not None:  # labels and predictions disagree everywhere: ask f itself
+            return find_root_point(machine, x, reference, n_candidates, tolerance)
+        f_ref = machine.decision_function(reference)
         best = int(np.argmin(np.abs(f_ref)))
         return RootPoint(reference[best].copy(), float(f_ref[best]), False, 0)
-    distance = np.linalg.norm(reference[opposite] - x, axis=1)
-    chosen = opposite[np.argsort(distance, kind="stable")[:n_candidates]]
-    start = reference[chosen]                    # g = 0: opposite sign
-    lo = np.zeros(len(chosen))                   # g with sign(f) != sign(f(x))
-    hi = np.ones(len(chosen))                    # g with sign(f) == sign(f(x))
-    best_g = np.full(len(chosen), np.nan)
-    best_f = np.full(len(chosen), np.inf)
+    lo = np.zeros(len(keep))                     # g with sign(f) != sign(f(x)); g = 0 is the reference
+    hi = np.ones(len(keep))                      # g with sign(f) == sign(f(x))
+    best_g = np.full(len(keep), np.nan)
+    best_f = np.full(len(keep), np.inf)
     for _ in range(MAX_BISECTIONS):
-        open_ = np.isnan(best_g)
-        if not open_.any():
+        open_ = np.flatnonzero(np.isnan(best_g))
+        if not open_.size:
             break
         g = 0.5 * (lo[open_] + hi[open_])
-        points = g[:, None] * x + (1.0 - g[:, None]) * start[open_]
-        f_mid = machine.decision_function(points)
-        idx = np.flatnonzero(open_)
+        f_mid = segment(g, keep[open_])
         done = np.abs(f_mid) <= tolerance
-        best_g[idx[done]] = g[done]
-        best_f[idx[done]] = f_mid[done]
+        best_g[open_[done]] = g[done]
+        best_f[open_[done]] = f_mid[done]
         same = np.sign(f_mid) == np.sign(f_x)
-        hi[idx[~done & same]] = g[~done & same]
-        lo[idx[~done & ~same]] = g[~done & ~same]
+        hi[open_[~done & same]] = g[~done & same]
+        lo[open_[~done & ~same]] = g[~done & ~same]
     # candidates that never met the tolerance end at their bracket's x-side end, flagged by |f|
-    unresolved = np.isnan(best_g)
-    if unresolved.any():
-        g = hi[unresolved]
-        best_g[unresolved] = g
-        best_f[unresolved] = machine.decision_function(g[:, None] * x + (1.0 - g[:, None]) * start[unresolved])
-    points = best_g[:, None] * x + (1.0 - best_g[:, None]) * start
+    unresolved = np.flatnonzero(np.isnan(best_g))
+    if unresolved.size:
+        best_g[unresolved] = hi[unresolved]
+        best_f[unresolved] = segment(hi[unresolved], keep[unresolved])
+    starts = reference[chosen[keep]]
+    points = best_g[:, None] * x + (1.0 - best_g[:, None]) * starts
     ok = np.abs(best_f) <= tolerance
     pool = np.flatnonzero(ok) if ok.any() else np.arange(len(points))
     nearest = pool[int(np.argmin(np.linalg.norm(points[pool] - x, axis=1)))]
-    return RootPoint(points[nearest], float(best_f[nearest]), bool(ok.any()), len(chosen))
+    return RootPoint(points[nearest], float(best_f[nearest]), bool(ok.any()), len(keep))
 
 
 def model_gradient(machine: BinarySvm, point: np.ndarray) -> np.ndarray:
@@ -120,8 +133,11 @@ def taylor_relevance(machine: BinarySvm, x: np.ndarray, reference: np.ndarray | 
     if reference is None:
         if machine.support_vectors_ is None:
             raise BowlrpError("no reference samples for the root-point search")
-        reference = machine.support_vectors_
-    root = find_root_point(machine, x, reference, n_candidates, tolerance)
+        reference = machine._support_float64()
+        labels = np.sign(machine.dual_coef_)  # a support vector's class is the sign of alpha_i y_i
+    else:
+        labels = None
+    root = find_root_point(machine, x, reference, n_candidates, tolerance, reference_labels=labels)
     relevance = (x - root.point) * model_gradient(machine, root.point)
     zero_order = root.score
     if not root.found:  # no root on any segment: spread f(x~) evenly (Eq. 2.19)

@@ -9,7 +9,7 @@ C search on a held-out split and for the final fit on all data.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import joblib
 import numpy as np
@@ -132,6 +132,7 @@ class BinarySvm:
         self.class_weight_ = class_weight
         self.coef_ = None
         self.support_vectors_ = None
+        self._support_f64 = None
         scale = linear_feature_weights(kernel, X.shape[1])
         if scale is not None:
             step = max(1, BLOCK_BYTES // (8 * max(X.shape[1], 1)))
@@ -155,7 +156,30 @@ class BinarySvm:
             if X.shape[1] != self.coef_.shape[0]:
                 raise DataError(f"X has {X.shape[1]} dimensions, the model expects {self.coef_.shape[0]}")
             return _linear_scores(X, self.coef_) + self.intercept_
-        return self.kernel_.gram(X, self.support_vectors_) @ self.dual_coef_ + self.intercept_
+        return self.kernel_.gram(X, self._support_float64()) @ self.dual_coef_ + self.intercept_
+
+    def _support_float64(self) -> np.ndarray:
+        """The support vectors as float64, converted once: every Gram block works in float64, and
+        converting the float32 copy again for each root-point step cost more than the step itself."""
+        cached = getattr(self, "_support_f64", None)
+        if cached is None:
+            cached = self._support_f64 = np.ascontiguousarray(self.support_vectors_, dtype=np.float64)
+        return cached
+
+    def segment_scores(self, x: np.ndarray, starts: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """f on the segments from ``starts[j]`` (g = 0) to ``x`` (g = 1): ``at(g (m,), rows (m,)) -> (m,)``.
+
+        A linear f is affine along a segment; otherwise the kernel's :meth:`~Kernel.along_segments`
+        supplies the Gram rows (in closed form for the RBF kernel).
+        """
+        x = np.asarray(x, dtype=np.float64).ravel()
+        starts = np.asarray(starts, dtype=np.float64)
+        if self.coef_ is not None:
+            f_x = float(self.decision_function(x[None, :])[0])
+            f_s = self.decision_function(starts)
+            return lambda g, rows: np.asarray(g) * f_x + (1.0 - np.asarray(g)) * f_s[rows]
+        gram_at = self.kernel_.along_segments(self._support_float64(), x, starts)
+        return lambda g, rows: gram_at(g, rows) @ self.dual_coef_ + self.intercept_
 
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """Linear models keep only coef_ and b; other kernels keep support vectors and dual coefficients."""

@@ -16,7 +16,7 @@ numba loops that never build an (n, m, d) array.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numba
 import numpy as np
@@ -114,8 +114,13 @@ def _blockwise(pair_fn, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return out
 
 
+def _row_norms2(X: np.ndarray) -> np.ndarray:
+    """Squared L2 norm of every row, without an (n, d) temporary."""
+    return np.einsum("ij,ij->i", X, X)
+
+
 def _squared_distances(Xb: np.ndarray, Yb: np.ndarray) -> np.ndarray:
-    sq = (Xb * Xb).sum(1)[:, None] + (Yb * Yb).sum(1)[None, :] - 2.0 * (Xb @ Yb.T)
+    sq = _row_norms2(Xb)[:, None] + _row_norms2(Yb)[None, :] - 2.0 * (Xb @ Yb.T)
     return np.maximum(sq, 0.0)  # cancellation can leave tiny negatives
 
 
@@ -170,6 +175,22 @@ class Kernel:
         """dk(sv[i], x)/dx[d] for every support vector: sv (S, d), x (d,) -> (S, d) float64."""
         sv, x = self._check_sv_x(sv, x)
         return self._gradient(sv, x)
+
+    def along_segments(self, Y: np.ndarray, x: np.ndarray, starts: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """Kernel rows at points on the segments from ``starts[j]`` (g = 0) to ``x`` (g = 1).
+
+        Returns ``at(g (m,), rows (m,)) -> (m, len(Y))``, the values ``k(g x + (1 - g) starts[rows], Y)``;
+        the root-point search calls it once per bisection step. This generic form builds the points
+        and evaluates :meth:`gram`; kernels with a closed form along a line override it.
+        """
+        x = np.asarray(x, dtype=np.float64).ravel()
+        starts = np.asarray(starts, dtype=np.float64)
+
+        def at(g: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            g = np.asarray(g, dtype=np.float64)[:, None]
+            return self.gram(g * x + (1.0 - g) * starts[rows], Y)
+
+        return at
 
     # -- persistence
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -388,6 +409,26 @@ class Rbf(Kernel):
 
     def _gram(self, X, Y):
         return np.exp(-_blockwise(_squared_distances, X, Y) / self.width**2)
+
+    def along_segments(self, Y, x, starts):
+        # On p = s + g (x - s): ||p - y||^2 = ||s - y||^2 + 2 g (s - y).(x - s) + g^2 ||x - s||^2, a
+        # quadratic in g whose coefficients cost one GEMM; every later g is O(len(starts) * len(Y)).
+        Y = np.asarray(Y, dtype=np.float64)
+        x = np.asarray(x, dtype=np.float64).ravel()
+        S = np.asarray(starts, dtype=np.float64)
+        SY = S @ Y.T
+        ss, yy = _row_norms2(S), _row_norms2(Y)
+        a = ss[:, None] + yy[None, :] - 2.0 * SY
+        b = (S @ x - ss)[:, None] - (Y @ x)[None, :] + SY
+        c = ((x - S) ** 2).sum(1)
+        inv_width2 = 1.0 / self.width**2
+
+        def at(g: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            g = np.asarray(g, dtype=np.float64)[:, None]
+            sq = a[rows] + 2.0 * g * b[rows] + g * g * c[rows, None]
+            return np.exp(-np.maximum(sq, 0.0) * inv_width2)
+
+        return at
 
     def _gradient(self, sv, x):
         # Eq. A.5: dk(s, x)/dx = k(s, x) * 2 (s - x) / sigma^2

@@ -1,0 +1,49 @@
+"""``extract_parallel``: FV feature extraction (dense SIFT, PCA, K=256 FV with pyramid) over a
+folder of 375 x 500 images with ``n_jobs=2`` against the same extraction with ``n_jobs=1``; the
+ratio below 1 is the speed-up's inverse. Worker start-up is included, as a user sees it."""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bowlrp.errors import SkipLog
+from bowlrp.pipeline import ParallelOptions, encode_files
+
+from .bench_lrp import _images, benchmark_model
+from .common import record
+
+
+def run(repeats: int = 3, n_images: int = 24) -> list[dict]:
+    features = benchmark_model().features
+    images = _images()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i in range(n_images):
+            path = Path(tmp) / f"{i:03d}.jpg"
+            rgb = np.roll(images[i % len(images)], 7 * i, axis=1)  # distinct files
+            cv2.imwrite(str(path), cv2.cvtColor((rgb * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR))
+            paths.append(path)
+
+        def extract(n_jobs: int) -> np.ndarray:
+            X, ok = encode_files(features, paths, SkipLog(), ParallelOptions(n_jobs=n_jobs, progress=False))
+            assert ok.all()
+            return X
+
+        def timed(n_jobs: int) -> float:
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                extract(n_jobs)
+                times.append(time.perf_counter() - start)
+            return float(np.median(times))
+
+        same = bool(np.array_equal(extract(1), extract(2)))  # also warms numba caches and the pool
+        serial = timed(1)
+        parallel = timed(2)
+    return [record("extract_parallel", parallel, "the same extraction with n_jobs=1", serial, n_images=n_images,
+                   images_per_s=n_images / parallel, images_per_s_n_jobs_1=n_images / serial,
+                   speedup=serial / parallel, identical_features=same)]
