@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from dnn import models
-from dnn.explain import METHODS, ExplainError, attribute, explain
+from dnn.attribution import METHODS, ExplainError, attribute, explain
 from dnn.lrp import Composite, RuleHooks, default_canonizers
 from dnn.lrp import rules as R
 from dnn.lrp.composites import WEIGHTED, flat_region
