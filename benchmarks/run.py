@@ -7,9 +7,9 @@ from pathlib import Path
 
 from bowlrp.persistence import atomic_write_json
 
-from . import bench_dsift, bench_fisher
+from . import bench_dnn, bench_dsift, bench_fisher
 
-BENCHMARKS = {"dsift": bench_dsift.run, "fisher_encode": bench_fisher.run}
+BENCHMARKS = {"dsift": bench_dsift.run, "fisher_encode": bench_fisher.run, "dnn_lrp": bench_dnn.run}
 
 
 def main(argv: list[str] | None = None) -> int:

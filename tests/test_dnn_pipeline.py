@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from dnn.preprocess import centre_input, crop_offsets, cut, image_tensor, square, to_original
+from dnn.preprocess import crop_offsets, cut, square, to_original
 from dnn.train import TrainConfig, hinge_loss, train
 
 

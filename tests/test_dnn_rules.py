@@ -12,7 +12,7 @@ from dnn.attribution import METHODS, ExplainError, attribute, explain
 from dnn.lrp import Composite, RuleHooks, default_canonizers
 from dnn.lrp import rules as R
 from dnn.lrp.composites import WEIGHTED, flat_region
-from zennit_ref import import_zennit
+from dnn.lrp.zennit_compat import import_zennit
 
 TOL = 1e-4  # max abs difference, relative to the map's max abs
 
@@ -290,3 +290,16 @@ def test_cuda_when_available_else_cpu(nets):
         assert got.device.type == device
         want = reference if method == "lrp" else explain(cpu_model, x, 1, method=method)
         assert _rel_diff(got.cpu(), want) <= TOL
+
+
+@pytest.mark.parametrize("arch,size", [("alexnet", 227), ("resnet50", 64)])
+def test_lrn_and_bottleneck_models_explain(arch, size):
+    """CaffeNet's LRN passes relevance through; ResNet-50 bottlenecks fold and sum like ResNet-18's."""
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(models.build(arch, 5).eval())
+    x = torch.randn(1, 3, size, size)
+    out_before = model(x)
+    relevance, out = attribute(model, x, 2, flat_depth=2)
+    assert relevance.shape == x.shape and torch.isfinite(relevance).all() and relevance.abs().max() > 0
+    assert torch.equal(out_before, model(x)) and torch.allclose(out, out_before, rtol=1e-4, atol=1e-6)
+    assert not any(m._forward_hooks for m in model.modules())

@@ -1,4 +1,6 @@
-"""Import zennit without torchvision (zennit's package __init__ imports its torchvision canonizers).
+"""Import zennit (the reference our rules are checked and timed against) without torchvision.
+
+zennit's package ``__init__`` imports its torchvision canonizers.
 
 The CI installs zennit with ``--no-deps`` so it does not pull torchvision and a second torch; zennit's
 ``zennit/torchvision.py`` only needs the two ResNet block classes, which this shim provides from
@@ -13,7 +15,9 @@ import types
 
 
 def import_zennit():
-    if "torchvision" not in sys.modules and importlib.util.find_spec("torchvision") is None:
+    """``import zennit`` (with ``zennit.attribution/canonizers/composites/rules`` loaded); see the module doc."""
+    shim = "torchvision" not in sys.modules and importlib.util.find_spec("torchvision") is None
+    if shim:
         from dnn import models
 
         tv = types.ModuleType("torchvision")
@@ -22,10 +26,14 @@ def import_zennit():
         tv_resnet.BasicBlock, tv_resnet.Bottleneck = models.BasicBlock, models.Bottleneck
         tv.models, tv_models.resnet = tv_models, tv_resnet
         sys.modules.update({"torchvision": tv, "torchvision.models": tv_models, "torchvision.models.resnet": tv_resnet})
-    import zennit  # noqa: F401  (raises ImportError when zennit is not installed)
-    import zennit.attribution
-    import zennit.canonizers
-    import zennit.composites
-    import zennit.rules
-
+    try:
+        import zennit  # noqa: F401  (raises ImportError when zennit is not installed)
+        import zennit.attribution
+        import zennit.canonizers
+        import zennit.composites
+        import zennit.rules
+    finally:
+        if shim:  # nobody else should mistake the shim for torchvision
+            for name in ("torchvision.models.resnet", "torchvision.models", "torchvision"):
+                sys.modules.pop(name, None)
     return zennit
