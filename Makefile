@@ -19,6 +19,8 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	# torch first, pinned here only (the package itself declares a range): a local CPU build.
 	$(PIP) install -q torch==2.13.0
+	# zennit (the DNN LRP reference in tests and benchmarks) without its deps: they would pull torchvision and a second torch
+	$(PIP) install -q --no-deps zennit==0.5.1
 	$(PIP) install -q numpy Cython
 	@if [ -n "$(APT)" ] && [ -n "$(ROOT)" ] && ! [ -f /usr/include/vl/dsift.h ]; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libvlfeat-dev) \

@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--data", required=True, metavar="DIR", help="the tiled dataset (its ground_truth.json)")
     merge.add_argument("--out", required=True, metavar="DIR")
     merge.add_argument("--json", metavar="OUT.json", help="write the per-image and overall mask statistics here")
+    __import__("dnn.cli").cli.add_parser(sub, common)  # bowlrp dnn train|evaluate|explain (dnn/cli.py)
     return parser
 
 
@@ -469,7 +470,7 @@ def cmd_merge_tiles(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "explain": cmd_explain, "merge-tiles": cmd_merge_tiles}
+            "explain": cmd_explain, "merge-tiles": cmd_merge_tiles, "dnn": lambda a: __import__("dnn.cli").cli.run(a)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,76 @@
+"""Image geometry for the DNNs (Appendix C.1) and its inverse for relevance maps (SPEC 5.4).
+
+Forward: resize so the longest side is ``size`` (aspect kept, bilinear with antialiasing), pad the short
+side to a square by copying the border pixels, cut a ``crop x crop`` window (4 corners and the centre,
+each also mirrored: the 10 training crops; the centre crop for evaluation and explanation).
+
+Backward: the geometry is linear in the pixel values, so a crop's relevance map is taken back to the
+original image by the transpose of that same linear map (autograd's vector-Jacobian product). Each
+crop pixel's relevance goes to the original pixels it was interpolated from, in proportion to the
+interpolation weights (which sum to one), and relevance on padding goes to the border pixel it copies:
+the mapping keeps the total relevance and cannot disagree with the forward geometry.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models import IMAGENET_MEAN, IMAGENET_STD
+
+N_CROPS = 10
+
+
+def resized_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    """(h, w) after scaling the longest side to ``size``."""
+    scale = size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def square(images: torch.Tensor, size: int) -> torch.Tensor:
+    """``(B, C, H, W)`` float -> ``(B, C, size, size)``: longest side resized to ``size``, border-copy padding."""
+    h, w = resized_shape(images.shape[-2], images.shape[-1], size)
+    x = F.interpolate(images, (h, w), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (size - h) // 2, (size - w) // 2
+    return F.pad(x, (left, size - w - left, top, size - h - top), mode="replicate")
+
+
+def crop_offsets(size: int, crop: int) -> list[tuple[int, int]]:
+    """(top, left) of the 4 corner crops and the centre crop (index 4)."""
+    e, c = size - crop, (size - crop) // 2
+    return [(0, 0), (0, e), (e, 0), (e, e), (c, c)]
+
+
+def cut(squared: torch.Tensor, crop: int, index: int) -> torch.Tensor:
+    """Crop ``index`` in 0..9 of ``(B, C, S, S)`` images: 0-4 corners/centre, 5-9 the same mirrored."""
+    top, left = crop_offsets(squared.shape[-1], crop)[index % 5]
+    x = squared[..., top:top + crop, left:left + crop]
+    return x.flip(-1) if index >= 5 else x
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """ImageNet mean/std normalisation of ``(B, 3, H, W)`` images in [0, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def image_tensor(image: np.ndarray) -> torch.Tensor:
+    """``(H, W, 3)`` float image in [0, 1] (as :func:`bowlrp.data.load_image` gives) -> ``(1, 3, H, W)``."""
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+
+
+def centre_input(image: np.ndarray, size: int, crop: int) -> torch.Tensor:
+    """The network input for one image: ``(1, 3, crop, crop)``, normalised centre crop."""
+    return normalize(cut(square(image_tensor(image), size), crop, 4))
+
+
+def to_original(relevance: torch.Tensor | np.ndarray, image_shape: tuple[int, int], size: int, crop: int,
+                index: int = 4) -> np.ndarray:
+    """A crop's ``(crop, crop)`` relevance map in original image coordinates ``(H, W)`` (float32), by the
+    transpose of the geometry (see the module docstring); the sum is kept."""
+    r = torch.as_tensor(relevance, dtype=torch.float64).reshape(1, 1, crop, crop)
+    with torch.enable_grad():
+        canvas = torch.zeros((1, 1) + tuple(image_shape), dtype=torch.float64, requires_grad=True)
+        (back,) = torch.autograd.grad(cut(square(canvas, size), crop, index), canvas, r)
+    return back[0, 0].numpy().astype(np.float32)

@@ -1,0 +1,180 @@
+"""Multi-label training on VOC-format data (SPEC 5.3, Appendix C.1) and centre-crop scoring.
+
+* Loss: the sum over classes of hinge losses ``max(0, 1 - y_c f_c(x))`` with ``y_c`` in {+1, -1};
+  "difficult" labels (0) are left out of the sum. Mean over the batch.
+* Data: every training image squared once (:func:`dnn.preprocess.square`) and kept as uint8; each epoch
+  visits all 10 crops of every image (4 corners + centre, and mirrored) in a seeded random order.
+* Resumable: after every epoch ``MODEL/checkpoint.pt`` (model, optimiser and schedule state dicts) and
+  ``MODEL/checkpoint.json`` (epoch, configuration) are written atomically; a re-run with the same
+  configuration continues after the last finished epoch. Seeds are set per epoch (``seed * 1000 + epoch``),
+  so an interrupted and resumed run gives the same model as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from bowlrp.data.images import load_image
+from bowlrp.errors import BowlrpError, SkipLog
+from bowlrp.persistence import atomic_write_bytes, atomic_write_json
+
+from .io import load_tensors, save_model, tensor_bytes
+from .models import HEAD, INPUT_GEOMETRY, build
+from .preprocess import N_CROPS, centre_input, cut, image_tensor, normalize, square
+
+log = logging.getLogger("dnn.train")
+CHECKPOINT, CHECKPOINT_JSON = "checkpoint.pt", "checkpoint.json"
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "smallcnn"
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    size: int | None = None   # longest side after resizing (default per architecture)
+    crop: int | None = None   # square crop (default per architecture)
+    weights: str | None = None  # torchvision-layout state dict to start from
+
+    def geometry(self) -> tuple[int, int]:
+        size, crop = INPUT_GEOMETRY[self.arch]
+        return self.size or size, self.crop or crop
+
+
+def hinge_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed multi-label hinge loss: ``scores``/``labels`` ``(B, C)``, labels in {1, -1, 0 (ignored)}."""
+    mask = (labels != 0).to(scores.dtype)
+    return (torch.clamp(1 - labels.to(scores.dtype) * scores, min=0) * mask).sum(1).mean()
+
+
+def load_squared(paths: Sequence[str | Path], size: int, skips: SkipLog,
+                 progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """``(N, 3, size, size)`` uint8 squared images and the boolean mask of paths that loaded."""
+    out, ok = [], np.zeros(len(paths), dtype=bool)
+    for i, path in enumerate(paths):
+        try:
+            img = square(image_tensor(load_image(path)), size)
+            out.append((img[0].clamp(0, 1) * 255).round().to(torch.uint8))
+            ok[i] = True
+        except BowlrpError as exc:
+            skips.add(str(path), str(exc))
+        if progress:
+            progress(i + 1)
+    if not out:
+        raise BowlrpError("no usable training image")
+    return torch.stack(out), ok
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2 ** 32))
+
+
+def train(config: TrainConfig, paths: Sequence[str | Path], labels: np.ndarray, classes: list[str],
+          out: str | Path, device: str = "cpu", skips: SkipLog | None = None,
+          report: Callable[[str], None] = print) -> nn.Module:
+    """Train ``config.arch`` on images ``paths`` with ``labels`` ``(N, C)`` in {1, -1, 0}; write ``out``.
+
+    Resumes from ``out/checkpoint.*`` when present with the same configuration. Returns the model (eval mode).
+    """
+    out = Path(out)
+    skips = skips if skips is not None else SkipLog()
+    size, crop = config.geometry()
+    settings = {"config": asdict(config), "classes": list(classes), "n_images": len(paths)}
+    _seed(config.seed)
+    model = build(config.arch, len(classes))
+    if config.weights:
+        state = load_tensors(config.weights)
+        head = HEAD[config.arch] + "."
+        state = {k: v for k, v in state.items() if not k.startswith(head)}  # a new classifier for our classes
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith(head) for k in missing):
+            raise BowlrpError(f"{config.weights}: not {config.arch} weights (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]})")
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs))
+    start = 0
+    history: list[dict] = []
+    if (out / CHECKPOINT_JSON).is_file():
+        earlier = json.loads((out / CHECKPOINT_JSON).read_text())
+        if earlier["settings"] != settings:
+            raise BowlrpError(f"{out} holds a checkpoint of another training run; use another --out or delete it")
+        state = load_tensors(out / CHECKPOINT)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        start = earlier["epoch"]
+        history = list(earlier.get("history", []))
+        report(f"resuming after epoch {start} of {config.epochs}")
+
+    images, ok = load_squared(paths, size, skips)
+    y = torch.as_tensor(labels[ok], dtype=torch.float32)
+    n = len(images)
+    for epoch in range(start, config.epochs):
+        began = time.perf_counter()
+        _seed(config.seed * 1000 + epoch)
+        model.train()
+        order = torch.randperm(n * N_CROPS)
+        total = 0.0
+        for b in range(0, len(order), config.batch_size):
+            idx = order[b:b + config.batch_size]
+            img, crop_index = idx // N_CROPS, idx % N_CROPS
+            batch = torch.stack([cut(images[i:i + 1], crop, int(c))[0] for i, c in zip(img.tolist(),
+                                                                                    crop_index.tolist())])
+            x = normalize(batch.to(device=device, dtype=torch.float32) / 255.0)
+            loss = hinge_loss(model(x), y[img].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        schedule.step()
+        history.append({"epoch": epoch + 1, "loss": total / len(order), "seconds": time.perf_counter() - began})
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out / CHECKPOINT, tensor_bytes({"model": model.state_dict(),
+                                                           "optimizer": optimizer.state_dict(),
+                                                           "schedule": schedule.state_dict()}))
+        atomic_write_json(out / CHECKPOINT_JSON, {"epoch": epoch + 1, "settings": settings, "history": history})
+        report(f"epoch {epoch + 1}/{config.epochs}: loss {total / len(order):.4f} "
+               f"({history[-1]['seconds']:.1f} s)")
+    model.eval()
+    meta = {"arch": config.arch, "classes": list(classes), "size": size, "crop": crop,
+            "training": {**settings, "history": history, "skipped": skips.as_list(), "device": str(device),
+                         "torch": torch.__version__}}
+    save_model(out, model, meta)
+    return model
+
+
+def score_images(model: nn.Module, paths: Sequence[str | Path], skips: SkipLog,
+                 batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Centre-crop scores ``(n_ok, C)`` of the images that load, and the ``(N,)`` mask of those."""
+    size, crop = model.meta["size"], model.meta["crop"]
+    device = next(model.parameters()).device
+    scores, ok, pending = [], np.zeros(len(paths), dtype=bool), []
+
+    def flush():
+        if pending:
+            with torch.no_grad():
+                scores.append(model(torch.cat(pending).to(device)).cpu().numpy())
+            pending.clear()
+
+    for i, path in enumerate(paths):
+        try:
+            pending.append(centre_input(load_image(path), size, crop))
+            ok[i] = True
+        except BowlrpError as exc:
+            skips.add(str(path), str(exc))
+        if len(pending) == batch_size:
+            flush()
+    flush()
+    return (np.concatenate(scores) if scores else np.zeros((0, len(model.meta["classes"])))), ok

@@ -1,0 +1,305 @@
+"""LRP rules and composites of dnn/: against zennit, against a dense hand-written reference, conservation,
+and the guarantee that explaining leaves no trace on the model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dnn import models
+from dnn.attribution import METHODS, ExplainError, attribute, explain
+from dnn.lrp import Composite, RuleHooks, default_canonizers
+from dnn.lrp import rules as R
+from dnn.lrp.composites import WEIGHTED, flat_region
+from dnn.lrp.zennit_compat import import_zennit
+
+TOL = 1e-4  # max abs difference, relative to the map's max abs
+
+
+def _randomise_batchnorm(model: nn.Module, seed: int = 1) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    return model
+
+
+def _model(arch: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = models.build(arch, 6).eval()
+    for m in model.modules():  # biases that matter (the default init zeroes them)
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+            m.bias.data.normal_(0, 0.01)
+    return _randomise_batchnorm(model).double()
+
+
+@pytest.fixture(scope="module")
+def nets():
+    return {arch: _model(arch) for arch in ("smallcnn", "vgg16", "resnet18")}
+
+
+def _x(seed: int = 0, n: int = 2, size: int = 64) -> torch.Tensor:
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _zennit_map(model, x, target, composite):
+    from zennit.attribution import Gradient
+
+    with Gradient(model=model, composite=composite) as attributor:
+        out = model(x)
+        start = torch.zeros_like(out)
+        start[:, target] = out[:, target]
+        _, relevance = attributor(x, start)
+    return relevance
+
+
+def _zennit_composite(name: str, arch: str):
+    zennit = import_zennit()
+    from zennit.canonizers import SequentialMergeBatchNorm
+    from zennit.composites import (EpsilonAlpha2Beta1, EpsilonAlpha2Beta1Flat, LayerMapComposite,
+                                   SpecialFirstLayerMapComposite, layer_map_base)
+    from zennit.torchvision import ResNetCanonizer
+    from zennit.types import Convolution
+
+    zr = zennit.rules
+    canonizers = [ResNetCanonizer()] if arch.startswith("resnet") else [SequentialMergeBatchNorm()]
+    single = {"epsilon": zr.Epsilon(1e-6), "zplus": zr.ZPlus(), "alpha2beta1": zr.AlphaBeta(2, 1),
+              "alpha1beta0": zr.AlphaBeta(1, 0), "flat": zr.Flat(), "wsquare": zr.WSquare(zero_params=["bias"])}
+    if name in single:
+        rule = single[name]
+        return LayerMapComposite(layer_map_base() + [(Convolution, rule), (nn.Linear, rule)], canonizers=canonizers)
+    if name == "epsilon-alpha2beta1":
+        return EpsilonAlpha2Beta1(epsilon=0.01, canonizers=canonizers)
+    if name == "epsilon-alpha2beta1-flat":
+        return EpsilonAlpha2Beta1Flat(epsilon=0.01, canonizers=canonizers)
+    if name == "epsilon-alpha2beta1-zbox":
+        base = layer_map_base() + [(Convolution, zr.AlphaBeta(2, 1)), (nn.Linear, zr.Epsilon(0.01))]
+        return SpecialFirstLayerMapComposite(base, [(Convolution, zr.ZBox(-3.0, 3.0))], canonizers=canonizers)
+    raise KeyError(name)
+
+
+def _rel_diff(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((ours - ref).abs().max() / ref.abs().max())
+
+
+ZENNIT_CASES = ["epsilon", "zplus", "alpha2beta1", "alpha1beta0", "flat", "wsquare", "epsilon-alpha2beta1",
+                "epsilon-alpha2beta1-flat", "epsilon-alpha2beta1-zbox"]
+
+
+@pytest.mark.parametrize("arch", ["smallcnn", "vgg16"])
+@pytest.mark.parametrize("name", ZENNIT_CASES)
+def test_rules_and_composites_match_zennit(nets, arch, name):
+    model, x = nets[arch], _x(n=1 if arch == "vgg16" else 2)  # VGG-16: one image keeps CI fast
+    from dnn.lrp.composites import make_composite
+
+    composite = make_composite(name, model, low=-3.0, high=3.0) if name.endswith("zbox") else name
+    ours, _ = attribute(model, x, 2, composite=composite)
+    ref = _zennit_map(model, x, 2, _zennit_composite(name, arch))
+    assert ref.abs().max() > 0
+    assert _rel_diff(ours, ref) <= TOL, name
+
+
+def test_thesis_composite_on_resnet18_matches_zennit(nets):
+    """Residual sums (Add vs zennit's Sum canonizer) and BatchNorm folding inside blocks."""
+    model, x = nets["resnet18"], _x(1)
+    ours, _ = attribute(model, x, 4)
+    ref = _zennit_map(model, x, 4, _zennit_composite("epsilon-alpha2beta1-flat", "resnet18"))
+    assert _rel_diff(ours, ref) <= TOL
+
+
+def _dense_matrix(layer: nn.Module, shape) -> torch.Tensor:
+    """The (n_out, n_in) matrix of a Conv/Linear layer without bias."""
+    def f(v):
+        return nn.functional.linear(v, layer.weight) if isinstance(layer, nn.Linear) else \
+            nn.functional.conv2d(v, layer.weight, None, layer.stride, layer.padding)
+    jac = torch.autograd.functional.jacobian(f, torch.zeros(shape, dtype=torch.float64))
+    n_in = int(np.prod(shape))
+    return jac.reshape(-1, n_in)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_single_layer_rules_match_a_dense_hand_computation(kind):
+    """z-rule, alpha-beta, flat and w² of one layer, written out with explicit matrices (Eqs. 2.22, 2.26, 5.1)."""
+    g = torch.Generator().manual_seed(3)
+    if kind == "linear":
+        layer = nn.Linear(7, 5).double()
+        x = torch.randn(1, 7, generator=g, dtype=torch.float64)
+    else:
+        layer = nn.Conv2d(2, 3, 3, stride=2, padding=1).double()
+        x = torch.randn(1, 2, 6, 6, generator=g, dtype=torch.float64)
+    layer.weight.data = torch.randn(layer.weight.shape, generator=g, dtype=torch.float64)
+    layer.bias.data = torch.randn(layer.bias.shape, generator=g, dtype=torch.float64) * 0.3
+    out = layer(x).detach()
+    rel = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    A = _dense_matrix(layer, x.shape)  # (J, I)
+    xv, rv = x.flatten(), rel.flatten()
+    b = layer.bias.detach().repeat_interleave(out[0, 0].numel()) if kind == "conv" else layer.bias.detach()
+    zij = A * xv[None, :]  # z_ij laid out (j, i)
+    # z-rule (eps tiny): R_i = sum_j z_ij / z_j R_j with z_j = sum_i z_ij + b_j
+    zj = zij.sum(1) + b
+    expected = {"eps": (zij / zj[:, None] * rv[:, None]).sum(0)}
+    # alpha-beta (alpha 2, beta 1): positive and negative parts, the bias split by sign
+    zp, zn = zij.clamp(min=0), zij.clamp(max=0)
+    zpj, znj = zp.sum(1) + b.clamp(min=0), zn.sum(1) + b.clamp(max=0)
+    expected["ab"] = (2 * zp / zpj[:, None] * rv[:, None] - zn / znj[:, None] * rv[:, None]).sum(0)
+    # flat: uniform over each output's inputs (its receptive field), w²: proportional to w²
+    ones = (A != 0).double()
+    expected["flat"] = (ones / ones.sum(1, keepdim=True) * rv[:, None]).sum(0)
+    expected["w2"] = (A ** 2 / (A ** 2).sum(1, keepdim=True) * rv[:, None]).sum(0)
+    rules = {"eps": R.Epsilon(1e-12), "ab": R.AlphaBeta(2, 1, 1e-12), "flat": R.Flat(1e-12),
+             "w2": R.WSquare(1e-12)}
+    for key, rule in rules.items():
+        (got,) = rule.backward(layer, (x,), out, rel)
+        np.testing.assert_allclose(got.flatten().numpy(), expected[key].numpy(), rtol=1e-7, atol=1e-10, err_msg=key)
+
+
+def _zero_biases(model: nn.Module) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+            m.bias.data.zero_()
+        if isinstance(m, nn.BatchNorm2d):  # folded into the conv: mean 0, beta 0 gives no bias either
+            m.running_mean.zero_()
+            m.bias.data.zero_()
+    return model
+
+
+@pytest.mark.parametrize("arch", ["smallcnn", "vgg16", "resnet18"])
+def test_conservation_epsilon_to_zero_and_flat_at_any_depth(arch):
+    model = _zero_biases(_model(arch))
+    x = _x(2, n=1)
+    n_weighted = sum(isinstance(m, WEIGHTED) for m in model.modules())
+    depths = [0, 1, 2, 3, n_weighted - 1] if arch != "smallcnn" else list(range(n_weighted))
+    for depth in depths:
+        region = set(flat_region(model, depth))
+        flat = [(n, R.Flat(1e-12) if isinstance(m, WEIGHTED) else R.FlatPool())
+                for n, m in model.named_modules() if n in region]
+        composite = Composite(flat + [((nn.ReLU, nn.BatchNorm2d), R.Pass()), ((models.Add, nn.AdaptiveAvgPool2d),
+                                      R.Norm(1e-12)), (WEIGHTED, R.Epsilon(1e-12))])
+        relevance, out = attribute(model, x, 3, composite=composite)
+        f = float(out[0, 3])
+        assert abs(f) > 0
+        assert abs(float(relevance.sum()) - f) <= 1e-4 * abs(f), (depth, float(relevance.sum()), f)
+
+
+def test_flat_depth_spreads_relevance_over_receptive_fields():
+    """Deeper flat decomposition = coarser maps: the map at depth 3 is smoother than at depth 1."""
+    model, x = _model("smallcnn"), _x(4, n=1)
+    def roughness(depth):
+        r = explain(model, x, 1, flat_depth=depth).sum(1)[0]
+        return float((r[1:] - r[:-1]).abs().sum() / r.abs().sum())
+    assert roughness(3) < roughness(1)
+
+
+def _snapshot(model, x):
+    model.zero_grad(set_to_none=True)
+    xr = x.clone().requires_grad_(True)
+    out = model(xr)
+    out[:, 1].sum().backward()
+    grads = {k: p.grad.clone() for k, p in model.named_parameters()}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    model.zero_grad(set_to_none=True)
+    return out.detach(), xr.grad.clone(), grads, state
+
+
+@pytest.mark.parametrize("arch", ["smallcnn", "resnet18"])
+def test_explaining_leaves_no_trace(arch):
+    model, x = _model(arch), _x(5)
+    before = _snapshot(model, x)
+    for method in METHODS:
+        explain(model, x, 1, method=method, n_samples=2, steps=2)
+    for composite in ("epsilon-alpha2beta1-flat", "wsquare", "zplus"):
+        explain(model, x, [0, 1], composite=composite)
+    with pytest.raises(RuntimeError):  # an error inside the block still removes everything
+        with RuleHooks(model, Composite([(nn.Conv2d, R.Epsilon())]), default_canonizers()):
+            raise RuntimeError("boom")
+    after = _snapshot(model, x)
+    assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
+    assert all(torch.equal(before[2][k], after[2][k]) for k in before[2])
+    assert all(torch.equal(before[3][k], after[3][k]) for k in before[3])
+    assert not any(m._forward_hooks or m._backward_hooks or m._forward_pre_hooks for m in model.modules())
+    assert all("forward" not in vars(m) for m in model.modules())
+    assert set(dict(model.named_parameters())) == set(before[2])
+
+
+def test_no_grad_context_train_mode_and_targets(nets):
+    model, x = nets["smallcnn"], _x(6)
+    plain = explain(model, x, 2)
+    with torch.no_grad():
+        inside = explain(model, x, 2)
+    assert torch.equal(plain, inside)
+    # a list of targets = one target per image; a relevance tensor = the start as given
+    both = explain(model, x, [2, 5])
+    assert torch.allclose(both[0], plain[0]) and torch.allclose(both[1], explain(model, x[1:], 5)[0])
+    out = model(x).detach()
+    start = torch.zeros_like(out)
+    start[:, 2] = out[:, 2]
+    assert torch.allclose(explain(model, x, start), plain)
+    with pytest.raises(ExplainError, match="range"):
+        explain(model, x, 99)
+    model.train()
+    try:
+        with pytest.raises(ExplainError, match="eval"):
+            explain(model, x, 1)
+    finally:
+        model.eval()
+
+
+def test_baselines(nets):
+    model, x = nets["smallcnn"], _x(7)
+    xr = x.clone().requires_grad_(True)
+    model(xr)[:, 3].sum().backward()
+    grad = explain(model, x, 3, method="gradient")
+    assert torch.allclose(grad, xr.grad)
+    assert torch.allclose(explain(model, x, 3, method="gradxinput"), xr.grad * x)
+    # smoothgrad without noise is the gradient; with noise it is deterministic for a seed
+    assert torch.allclose(explain(model, x, 3, method="smoothgrad", noise=0.0, n_samples=3), grad)
+    a = explain(model, x, 3, method="smoothgrad", n_samples=4, seed=1)
+    assert torch.equal(a, explain(model, x, 3, method="smoothgrad", n_samples=4, seed=1))
+    assert not torch.allclose(a, grad)
+    # integrated gradients: completeness, sum IG = f(x) - f(0)
+    ig = explain(model, x, 3, method="ig", steps=128)
+    delta = model(x)[:, 3] - model(torch.zeros_like(x))[:, 3]
+    assert torch.allclose(ig.flatten(1).sum(1), delta.detach(), rtol=0.05, atol=1e-3 * float(delta.detach().abs().max()))
+    # deconvnet and guided backprop as zennit computes them
+    zennit = import_zennit()
+    for method, comp in (("deconvnet", zennit.composites.DeconvNet()), ("guided", zennit.composites.GuidedBackprop())):
+        from zennit.attribution import Gradient
+
+        with Gradient(model=model, composite=comp) as attributor:
+            out = model(x)
+            start = torch.zeros_like(out)
+            start[:, 3] = 1
+            _, ref = attributor(x, start)
+        assert _rel_diff(explain(model, x, 3, method=method), ref) <= TOL, method
+
+
+def test_cuda_when_available_else_cpu(nets):
+    """The same explanation on the accelerator (CUDA when present; otherwise this runs on the CPU)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    cpu_model = nets["smallcnn"]
+    x = _x(8)
+    reference = explain(cpu_model, x, 1)
+    moved = _model("smallcnn").to(device)
+    for method in ("lrp", "gradient", "guided"):
+        got = explain(moved, x, 1, method=method)  # x stays on the CPU: explain moves it
+        assert got.device.type == device
+        want = reference if method == "lrp" else explain(cpu_model, x, 1, method=method)
+        assert _rel_diff(got.cpu(), want) <= TOL
+
+
+@pytest.mark.parametrize("arch,size", [("alexnet", 227), ("resnet50", 64)])
+def test_lrn_and_bottleneck_models_explain(arch, size):
+    """CaffeNet's LRN passes relevance through; ResNet-50 bottlenecks fold and sum like ResNet-18's."""
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(models.build(arch, 5).eval())
+    x = torch.randn(1, 3, size, size)
+    out_before = model(x)
+    relevance, out = attribute(model, x, 2, flat_depth=2)
+    assert relevance.shape == x.shape and torch.isfinite(relevance).all() and relevance.abs().max() > 0
+    assert torch.equal(out_before, model(x)) and torch.allclose(out, out_before, rtol=1e-4, atol=1e-6)
+    assert not any(m._forward_hooks for m in model.modules())
