@@ -28,7 +28,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
 
     train = actions.add_parser("train", parents=[common], help="train a network (multi-label hinge loss)",
                                description="Train on a VOC-format split with the summed multi-label hinge loss: "
-                                           "images resized to the longest side (256; 112 for smallcnn), padded to "
+                                           "images resized to the longest side (256; 96 for smallcnn), padded to "
                                            "a square by copying the border, 10 crops per image (4 corners, centre, "
                                            "mirrored). Resumable: re-run the same command after an interruption.")
     _data(train)
@@ -36,11 +36,15 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     train.add_argument("--arch", choices=tuple(ARCHITECTURES), default="smallcnn",
                        help="smallcnn trains on a CPU in minutes; alexnet is CaffeNet-style with LRN (default smallcnn)")
     train.add_argument("--out", required=True, metavar="MODEL", help="model directory to write")
-    train.add_argument("--epochs", type=int, default=12, help="passes over all 10 crops of every image (default 12)")
+    train.add_argument("--epochs", type=int, default=20, help="passes over all 10 crops of every image (default 20)")
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate, cosine schedule (default 2e-3)")
     train.add_argument("--weights", metavar="FILE", help="start from a torchvision-layout state dict (weights_only "
                                                           "load; the 1000-way classifier is replaced)")
+    train.add_argument("--size", type=int, default=None, metavar="PX",
+                       help="longest side after resizing (default 256; 96 for smallcnn)")
+    train.add_argument("--crop", type=int, default=None, metavar="PX",
+                       help="square crop fed to the network (default 224, alexnet 227, smallcnn 80)")
     train.add_argument("--seed", type=int, default=0)
     _device(train)
 
@@ -132,7 +136,7 @@ def _train(args) -> int:
     skips = SkipLog(strict=args.strict)
     skips.extend(dataset.skips)
     config = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         seed=args.seed, weights=args.weights)
+                         seed=args.seed, weights=args.weights, size=args.size, crop=args.crop)
     report = (lambda msg: None) if args.no_progress else (lambda msg: print(msg, file=sys.stderr, flush=True))
     train(config, [s.path for s in samples], labels[:, present], classes, args.out, device, skips, report)
     print(f"model written to {args.out}: {args.arch}, {len(classes)} classes, {len(samples)} images, "

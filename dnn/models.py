@@ -194,7 +194,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 }
 
 #: (longest side after resizing, square crop) per architecture; the thesis' 256/227 for CaffeNet.
-INPUT_GEOMETRY = {"smallcnn": (112, 96), "alexnet": (256, 227), "vgg16": (256, 224),
+INPUT_GEOMETRY = {"smallcnn": (96, 80), "alexnet": (256, 227), "vgg16": (256, 224),
                   "resnet18": (256, 224), "resnet50": (256, 224)}
 
 #: the classifier layer replaced when torchvision weights (1000 classes) are loaded for another task

@@ -88,6 +88,7 @@ def explain_split(model: nn.Module, model_dir: str | Path, args: argparse.Namesp
     atomic_write_json(settings_file, settings)
     todo = [i for i in range(len(samples)) if not (parts / _part_name(i)).is_file()]
     progress = not getattr(args, "no_progress", False)
+    explained = 0
     for n, i in enumerate(todo):
         sample = samples[i]
         try:
@@ -99,9 +100,10 @@ def explain_split(model: nn.Module, model_dir: str | Path, args: argparse.Namesp
         arrays["image_id"] = np.array(sample.image_id)
         arrays["path"] = np.array(str(sample.path))
         atomic_write_bytes(parts / _part_name(i), npz_bytes(arrays))
+        explained += 1
         if progress and ((n + 1) % 25 == 0 or n + 1 == len(todo)):
             print(f"  explained {n + 1}/{len(todo)}", flush=True)
     with torch.no_grad():
         _assemble(out, parts, len(samples), settings, skips.as_list())
     shutil.rmtree(parts)
-    return SplitSummary(out, len(todo) - len(skips) + len(dataset.skips), len(samples) - len(todo), skips.as_list())
+    return SplitSummary(out, explained, len(samples) - len(todo), skips.as_list())

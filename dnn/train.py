@@ -2,7 +2,8 @@
 
 * Loss: the sum over classes of hinge losses ``max(0, 1 - y_c f_c(x))`` with ``y_c`` in {+1, -1};
   "difficult" labels (0) are left out of the sum. Mean over the batch.
-* Data: every training image squared once (:func:`dnn.preprocess.square`) and kept as uint8; each epoch
+* Data: every training image squared once (:func:`dnn.preprocess.square`) and kept in memory as uint8
+  (``3 * size^2`` bytes per image: about 1 GB for 5,000 images at 256); each epoch
   visits all 10 crops of every image (4 corners + centre, and mirrored) in a seeded random order.
 * Resumable: after every epoch ``MODEL/checkpoint.pt`` (model, optimiser and schedule state dicts) and
   ``MODEL/checkpoint.json`` (epoch, configuration) are written atomically; a re-run with the same
@@ -37,7 +38,7 @@ CHECKPOINT, CHECKPOINT_JSON = "checkpoint.pt", "checkpoint.json"
 @dataclass
 class TrainConfig:
     arch: str = "smallcnn"
-    epochs: int = 12
+    epochs: int = 20
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -101,7 +102,8 @@ def train(config: TrainConfig, paths: Sequence[str | Path], labels: np.ndarray, 
         if unexpected or any(not k.startswith(head) for k in missing):
             raise BowlrpError(f"{config.weights}: not {config.arch} weights (missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]})")
-    model.to(device)
+    # channels-last convolutions are markedly faster on CPUs (oneDNN) and no slower on GPUs
+    model.to(device=device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs))
     start = 0
@@ -118,6 +120,7 @@ def train(config: TrainConfig, paths: Sequence[str | Path], labels: np.ndarray, 
         history = list(earlier.get("history", []))
         report(f"resuming after epoch {start} of {config.epochs}")
 
+    report(f"loading {len(paths)} images (longest side {size}, padded to {size} x {size}, crops {crop} x {crop})")
     images, ok = load_squared(paths, size, skips)
     y = torch.as_tensor(labels[ok], dtype=torch.float32)
     n = len(images)
@@ -132,7 +135,8 @@ def train(config: TrainConfig, paths: Sequence[str | Path], labels: np.ndarray, 
             img, crop_index = idx // N_CROPS, idx % N_CROPS
             batch = torch.stack([cut(images[i:i + 1], crop, int(c))[0] for i, c in zip(img.tolist(),
                                                                                     crop_index.tolist())])
-            x = normalize(batch.to(device=device, dtype=torch.float32) / 255.0)
+            x = normalize(batch.to(device=device, dtype=torch.float32) / 255.0).contiguous(
+                memory_format=torch.channels_last)
             loss = hinge_loss(model(x), y[img].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -147,7 +151,7 @@ def train(config: TrainConfig, paths: Sequence[str | Path], labels: np.ndarray, 
         atomic_write_json(out / CHECKPOINT_JSON, {"epoch": epoch + 1, "settings": settings, "history": history})
         report(f"epoch {epoch + 1}/{config.epochs}: loss {total / len(order):.4f} "
                f"({history[-1]['seconds']:.1f} s)")
-    model.eval()
+    model = model.to(memory_format=torch.contiguous_format).eval()
     meta = {"arch": config.arch, "classes": list(classes), "size": size, "crop": crop,
             "training": {**settings, "history": history, "skipped": skips.as_list(), "device": str(device),
                          "torch": torch.__version__}}

@@ -131,14 +131,22 @@ def test_training_is_deterministic_and_resumes_after_an_interruption(toyvoc, tmp
     assert not torch.equal(other.state_dict()["classifier.3.weight"], whole.state_dict()["classifier.3.weight"])
 
 
-def test_cli_train_evaluate_explain_and_store(toyvoc, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def cnn(toyvoc, tmp_path_factory):
+    from cli import main
+
+    model = tmp_path_factory.mktemp("cnn") / "model"
+    assert main(["dnn", "train", "--data", str(toyvoc), "--arch", "smallcnn", "--out", str(model), "--epochs", "1",
+                 "--no-progress"]) == 0
+    return model
+
+
+def test_cli_train_evaluate_explain_and_store(toyvoc, cnn, tmp_path, capsys):
     from bowlrp.data import load_image, open_dataset
     from bowlrp.lrp.store import RelevanceStore
     from cli import main
 
-    model = tmp_path / "model"
-    assert main(["dnn", "train", "--data", str(toyvoc), "--arch", "smallcnn", "--out", str(model), "--epochs", "1",
-                 "--no-progress"]) == 0
+    model = cnn
     out_json = tmp_path / "ap.json"
     assert main(["dnn", "evaluate", "--model", str(model), "--data", str(toyvoc), "--split", "test",
                  "--json", str(out_json)]) == 0
@@ -172,3 +180,39 @@ def test_cli_train_evaluate_explain_and_store(toyvoc, tmp_path, capsys):
     assert "unknown class 'unicorn'" in capsys.readouterr().err
     assert main(["dnn", "train", "--data", str(toyvoc), "--out", str(tmp_path / "x"), "--device", "cuda:7"]) == 1 \
         or torch.cuda.device_count() > 7
+
+
+def test_split_store_resumes_after_an_interruption(toyvoc, cnn, tmp_path, monkeypatch):
+    import argparse
+
+    import dnn.store as store
+    from bowlrp.lrp.store import RelevanceStore
+    from dnn.io import load_model
+
+    model = load_model(cnn)
+    cls = model.meta["classes"][0]
+    args = argparse.Namespace(data=str(toyvoc), format="voc", strict=False, split="test", class_name=cls,
+                              store=str(tmp_path / "whole.h5"), no_progress=True)
+    options = {"method": "lrp", "composite": "epsilon-alpha2beta1-flat", "flat_depth": None}
+    whole = store.explain_split(model, cnn, args, options)
+    real, calls = store.explain_image, []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(store, "explain_image", flaky)
+    cut = argparse.Namespace(**{**vars(args), "store": str(tmp_path / "cut.h5")})
+    with pytest.raises(KeyboardInterrupt):
+        store.explain_split(model, cnn, cut, options)
+    assert len(list((tmp_path / "cut.h5.parts").glob("*.npz"))) == 2
+    monkeypatch.setattr(store, "explain_image", real)
+    resumed = store.explain_split(model, cnn, cut, options)
+    assert resumed.n_resumed == 2 and resumed.n_explained == whole.n_explained - 2
+    assert not (tmp_path / "cut.h5.parts").exists()
+    with RelevanceStore(tmp_path / "whole.h5") as a, RelevanceStore(tmp_path / "cut.h5") as b:
+        assert a.ids == b.ids
+        for image_id in a.ids:
+            assert np.array_equal(a[image_id]["relevance"], b[image_id]["relevance"])

@@ -303,3 +303,62 @@ def test_lrn_and_bottleneck_models_explain(arch, size):
     assert relevance.shape == x.shape and torch.isfinite(relevance).all() and relevance.abs().max() > 0
     assert torch.equal(out_before, model(x)) and torch.allclose(out, out_before, rtol=1e-4, atol=1e-6)
     assert not any(m._forward_hooks for m in model.modules())
+
+
+class _ForeignBlock(models.BasicBlock):
+    """A torchvision-style block: the residual sum written inline, no Add module."""
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        out = out + identity
+        return self.relu(out)
+
+
+def test_residual_canonizer_routes_inline_sums_and_is_undone(nets):
+    import copy
+
+    model = nets["resnet18"]
+    foreign = copy.deepcopy(model)
+    for block in foreign.modules():
+        if isinstance(block, models.BasicBlock):
+            del block.add
+            block.__class__ = _ForeignBlock
+    x = _x(9, n=1)
+    assert torch.equal(foreign(x), model(x))
+    ours = explain(model, x, 1)
+    routed = explain(foreign, x, 1)
+    assert _rel_diff(routed, ours) <= 1e-10
+    # without the canonizer the sum has no rule: relevance flows as a gradient, and the maps differ
+    from dnn.lrp import MergeBatchNorm
+
+    unrouted = explain(foreign, x, 1, canonizers=[MergeBatchNorm()])
+    assert _rel_diff(unrouted, ours) > 1e-3
+    assert not any(hasattr(b, "add") or "forward" in vars(b) for b in foreign.modules() if isinstance(b, _ForeignBlock))
+
+
+@pytest.mark.parametrize("size", [5, 4])
+def test_local_renormalization_rule_matches_a_loop_over_eq_2_46(size):
+    g = torch.Generator().manual_seed(11)
+    lrn = nn.LocalResponseNorm(size, alpha=0.5, beta=0.75, k=1.5)
+    x = torch.randn(1, 7, 2, 2, generator=g, dtype=torch.float64)
+    out = lrn(x)
+    rel = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    (got,) = R.LocalRenormalization(1e-12).backward(lrn, (x,), out, rel)
+    b, c, k = 0.5 / size, 0.75, 1.5
+    want = torch.zeros_like(x)
+    for h in range(2):
+        for w in range(2):
+            v = x[0, :, h, w]
+            for j in range(7):
+                window = [i for i in range(j - size // 2, j + (size - 1) // 2 + 1) if 0 <= i < 7]
+                denom = k + b * sum(float(v[i]) ** 2 for i in window)
+                contrib = {i: (float(v[j]) / (k + b * float(v[j]) ** 2) ** c if i == j else
+                               -2 * b * c * float(v[i]) ** 2 * float(v[j]) / denom ** (c + 1)) for i in window}
+                z = sum(contrib.values())
+                for i, vij in contrib.items():
+                    want[0, i, h, w] += vij / z * rel[0, j, h, w]
+    assert torch.allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert torch.isclose(got.sum(), rel.sum())  # conserving
+    (ident,) = R.LocalRenormalization(1e-12).backward(nn.LocalResponseNorm(size, alpha=1e-12), (x,), out, rel)
+    assert torch.allclose(ident, rel)  # b -> 0: the identity

@@ -2,7 +2,7 @@
 from .attributor import RuleHooks
 from .canonizers import MergeBatchNorm, ResidualSum, default_canonizers
 from .composites import COMPOSITES, THESIS, Composite, make_composite
-from .rules import AlphaBeta, Epsilon, Flat, FlatPool, Norm, Pass, WSquare, ZBox, ZPlus
+from .rules import AlphaBeta, Epsilon, Flat, FlatPool, LocalRenormalization, Norm, Pass, WSquare, ZBox, ZPlus
 
 __all__ = ["RuleHooks", "MergeBatchNorm", "ResidualSum", "default_canonizers", "COMPOSITES", "THESIS", "Composite",
-           "make_composite", "AlphaBeta", "Epsilon", "Flat", "FlatPool", "Norm", "Pass", "WSquare", "ZBox", "ZPlus"]
+           "make_composite", "AlphaBeta", "Epsilon", "Flat", "FlatPool", "LocalRenormalization", "Norm", "Pass", "WSquare", "ZBox", "ZPlus"]

@@ -17,8 +17,8 @@ Named composites (:func:`make_composite`), built for a given model:
 * ``epsilon-zplus-flat``: as the thesis composite with z+ on convolutions.
 * ``epsilon-alpha2beta1-zbox``: z^B on the input layer (bounds ``low``/``high``), otherwise as above.
 
-Common to all: activations, local response normalisation and unfolded BatchNorm pass relevance
-through; average pooling and residual sums use the epsilon rule on their own mapping (``Norm``).
+Common to all: activations and unfolded BatchNorm pass relevance through; local response normalisation
+uses its Taylor-based rule (Eq. 2.46); average pooling and residual sums use the epsilon rule on their own mapping (``Norm``).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from . import rules as R
 Matcher = Union[type, tuple, str]
 
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.GELU, nn.SiLU)
-PASS_THROUGH = ACTIVATIONS + (nn.LocalResponseNorm, nn.BatchNorm1d, nn.BatchNorm2d)
+PASS_THROUGH = ACTIVATIONS + (nn.BatchNorm1d, nn.BatchNorm2d)
 WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
@@ -78,7 +78,8 @@ class Composite:
 
 def base_mapping() -> list[tuple[Matcher, R.Rule]]:
     """Rules for parameter-free layers, shared by every LRP composite."""
-    return [(PASS_THROUGH, R.Pass()), (_sum_types(), R.Norm()), (AVERAGE_POOLING, R.Norm())]
+    return [(PASS_THROUGH, R.Pass()), (nn.LocalResponseNorm, R.LocalRenormalization()), (_sum_types(), R.Norm()),
+            (AVERAGE_POOLING, R.Norm())]
 
 
 def weighted_layers(model: nn.Module) -> list[str]:

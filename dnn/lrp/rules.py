@@ -18,8 +18,8 @@ Rules for layers with weights (``Conv1d/2d``, ``Linear``), with ``z_ij = x_i w_i
 * :class:`WSquare`  ``z_ij = w_ij^2`` (no bias).
 * :class:`ZBox`  z^B for inputs bounded by ``low <= x <= high``.
 
-Parameter-free layers: :class:`Pass` (identity, for element-wise activations, local response
-normalisation and unfolded batch norm, Eq. 2.37), :class:`Norm` (the epsilon rule on the module's own
+Parameter-free layers: :class:`Pass` (identity, for element-wise activations and unfolded batch
+norm, Eq. 2.37), :class:`LocalRenormalization` (the Taylor-based decomposition of Eqs. 2.42-2.46), :class:`Norm` (the epsilon rule on the module's own
 mapping: average pooling, residual sums, Eq. 2.39), :class:`FlatPool` (pooling spread uniformly over the
 window, for pooling layers inside the flat decomposition depth). Max pooling without a rule keeps the
 plain gradient (Eq. 2.33, the winner takes all).
@@ -254,6 +254,37 @@ class FlatPool(Rule):
             z = pool(ones)  # 1 wherever the window holds at least one input
             (r,) = torch.autograd.grad(z, ones, _safe_divide(relevance, z.detach(), DEFAULT_STABILIZER))
         return (r,)
+
+
+def _channel_window_sum(v: Tensor, before: int, after: int) -> Tensor:
+    """``out[:, j] = sum_{o=-before..after} v[:, j + o]`` along dim 1, zero outside."""
+    n = before + after + 1
+    padded = F.pad(v.movedim(1, -1), (before, after)).movedim(-1, 1)
+    return sum(padded[:, o:o + v.shape[1]] for o in range(n))
+
+
+class LocalRenormalization(Rule):
+    """Local response normalisation ``z_j = x_j / (k + b sum_{i in W(j)} x_i^2)^c`` (``b = alpha / size``,
+    ``c = beta``; Eq. 2.42 with k = 1) decomposed by its first-order expansion (Eqs. 2.43-2.46): neuron j
+    keeps ``v_jj = x_j / (k + b x_j^2)^c`` and every other neuron i of its window gets the negative share
+    ``v_ij = -2bc x_i^2 x_j / (k + b sum x^2)^(c+1)``; ``R_i = sum_j v_ij / sum_i' v_i'j R_j``.
+    As ``b -> 0`` (or ``c -> 0``) this becomes the identity."""
+
+    def __init__(self, stabilizer: float = DEFAULT_STABILIZER):
+        self.stabilizer = float(stabilizer)
+
+    def backward(self, module, inputs, output, relevance):
+        (x,) = inputs
+        n, b, c, k = module.size, module.alpha / module.size, module.beta, module.k
+        before, after = n // 2, (n - 1) // 2  # torch's window for output channel j: j - before .. j + after
+        x2 = x * x
+        total = _channel_window_sum(x2, before, after)
+        own = x / (k + b * x2) ** c
+        g = -2 * b * c * x / (k + b * total) ** (c + 1)
+        z = own + g * (total - x2)  # the expansion of z_j: sum over i of v_ij
+        s = _safe_divide(relevance, z, self.stabilizer)
+        to_neighbours = _channel_window_sum(g * s, after, before) - g * s  # sum over j != i with i in W(j)
+        return (own * s + x2 * to_neighbours,)
 
 
 class DeconvReLU(Rule):
