@@ -58,6 +58,20 @@ def _add_data_source(parser: argparse.ArgumentParser) -> None:
                         help="stop at the first unusable file instead of skipping and counting it")
 
 
+def add_explain_targets(parser: argparse.ArgumentParser) -> None:
+    """What an explain command explains: image files into ``--out``, or a whole split into ``--store``
+    (shared by ``explain`` and ``dnn explain``, so both read the same)."""
+    parser.add_argument("--out", metavar="DIR", help="output folder for per-image files (with IMAGE...)")
+    parser.add_argument("images", nargs="*", metavar="IMAGE")
+    whole = parser.add_argument_group("a whole split instead of single images (resumable: re-run the same "
+                                      "command after an interruption and finished images are kept)")
+    whole.add_argument("--data", metavar="DIR", help="dataset root")
+    whole.add_argument("--format", choices=("voc", "folder"), default="voc", help="dataset layout (default voc)")
+    whole.add_argument("--split", default="test", help="split to explain (default test)")
+    whole.add_argument("--store", metavar="OUT.h5", help="HDF5 store to write")
+    parser.add_argument("--strict", action="store_true", help="stop at the first unusable image")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bowlrp",
@@ -182,15 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="descriptors: each descriptor's relevance spread evenly over its support (default); "
                               "bins: FV models only, relevance per descriptor dimension through the PCA to each "
                               "SIFT spatial bin's support (Appendix D.1), 16x finer")
-    explain.add_argument("--out", metavar="DIR", help="output folder for per-image files (with IMAGE...)")
-    explain.add_argument("images", nargs="*", metavar="IMAGE")
-    whole = explain.add_argument_group("a whole split instead of single images (resumable: re-run the same "
-                                       "command after an interruption and finished images are kept)")
-    whole.add_argument("--data", metavar="DIR", help="dataset root")
-    whole.add_argument("--format", choices=("voc", "folder"), default="voc", help="dataset layout (default voc)")
-    whole.add_argument("--split", default="test", help="split to explain (default test)")
-    whole.add_argument("--store", metavar="OUT.h5", help="HDF5 store to write")
-    explain.add_argument("--strict", action="store_true", help="stop at the first unusable image")
+    add_explain_targets(explain)
     _add_parallel(explain)
 
     merge = sub.add_parser("merge-tiles", parents=[common], help="merge tile heatmaps into their large images",

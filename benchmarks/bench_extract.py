@@ -13,13 +13,13 @@ import numpy as np
 from bowlrp.errors import SkipLog
 from bowlrp.pipeline import ParallelOptions, encode_files
 
-from .bench_lrp import _images, benchmark_model
+from .bench_lrp import benchmark_images, benchmark_model
 from .common import record
 
 
 def run(repeats: int = 3, n_images: int = 24) -> list[dict]:
     features = benchmark_model().features
-    images = _images()
+    images = benchmark_images()
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i in range(n_images):

@@ -27,7 +27,7 @@ from .common import median_seconds, record, voc_size_image
 _OTHER_IMAGES = ("astronaut", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
 
 
-def _images() -> list[np.ndarray]:
+def benchmark_images() -> list[np.ndarray]:
     out = [voc_size_image()]
     for name in _OTHER_IMAGES:
         rgb = getattr(skimage.data, name)()
@@ -40,7 +40,7 @@ def benchmark_model(k: int = 256, d: int = 80) -> BowModel:
     (the cat image positive): every stage real, only the GMM is shaped rather than fitted by EM."""
     encoder, _, _ = fisher_setup(k, d)
     sift = DenseSift(backend="vlfeat")
-    images = _images()
+    images = benchmark_images()
     projection = PcaProjection(n_components=d).fit(sift.extract(images[0]).values)
     block = Block(scales=list(range(len(sift.bin_sizes))), projection=projection,
                   encoder=FisherEncoder(encoder.gmm, pyramid=SpatialPyramid()))

@@ -21,6 +21,8 @@ METHOD_HELP = ("lrp: the composite's LRP rules; gradient; gradxinput; deconvnet;
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
     """Add ``dnn`` with its three actions to the sub-parsers ``sub`` of the main parser."""
+    from cli import _add_data_source, add_explain_targets  # the main parser's shared argument sets
+
     dnn = sub.add_parser("dnn", help="train, evaluate and explain PyTorch networks",
                          description="PyTorch networks on the same data as the BoW/FV models, explained with LRP "
                                      "(SPEC 5).")
@@ -31,7 +33,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
                                            "images resized to the longest side (256; 96 for smallcnn), padded to "
                                            "a square by copying the border, 10 crops per image (4 corners, centre, "
                                            "mirrored). Resumable: re-run the same command after an interruption.")
-    _data(train)
+    _add_data_source(train)
     train.add_argument("--split", default="trainval", help="training split (default trainval)")
     train.add_argument("--arch", choices=tuple(ARCHITECTURES), default="smallcnn",
                        help="smallcnn trains on a CPU in minutes; alexnet is CaffeNet-style with LRN (default smallcnn)")
@@ -52,7 +54,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
                                   description="Score the centre crop of every image of a split and report VOC "
                                               "11-point AP per class, as 'bowlrp evaluate' does.")
     evaluate.add_argument("--model", required=True, metavar="MODEL")
-    _data(evaluate)
+    _add_data_source(evaluate)
     evaluate.add_argument("--split", default="test", help="split to evaluate (default test)")
     evaluate.add_argument("--json", metavar="OUT.json", help="write {ap, map, n_images, skipped} here")
     _device(evaluate)
@@ -72,21 +74,8 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
                               "on convolutions, flat on the lowest --flat-depth layers)")
     explain.add_argument("--flat-depth", type=int, default=None, metavar="N",
                          help="decomposition depth: the lowest N Conv/Linear layers use the flat rule (default 1)")
-    explain.add_argument("--out", metavar="DIR", help="output folder for per-image files (with IMAGE...)")
-    explain.add_argument("images", nargs="*", metavar="IMAGE")
-    whole = explain.add_argument_group("a whole split instead of single images (resumable)")
-    whole.add_argument("--data", metavar="DIR", help="dataset root")
-    whole.add_argument("--format", choices=("voc", "folder"), default="voc", help="dataset layout (default voc)")
-    whole.add_argument("--split", default="test", help="split to explain (default test)")
-    whole.add_argument("--store", metavar="OUT.h5", help="HDF5 store to write")
-    explain.add_argument("--strict", action="store_true", help="stop at the first unusable image")
+    add_explain_targets(explain)
     _device(explain)
-
-
-def _data(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, metavar="DIR", help="dataset root (VOC devkit or image folders)")
-    parser.add_argument("--format", choices=("voc", "folder"), default="voc", help="dataset layout (default voc)")
-    parser.add_argument("--strict", action="store_true", help="stop at the first unusable file")
 
 
 def _device(parser: argparse.ArgumentParser) -> None:

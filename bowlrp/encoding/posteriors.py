@@ -51,12 +51,6 @@ class SparsePosteriors:
     def __len__(self) -> int:
         return len(self.indptr) - 1
 
-    def subset_rows(self, start: int, stop: int) -> "SparsePosteriors":
-        """The pairs of descriptors ``start:stop`` (a view; ``indptr`` rebased to 0)."""
-        lo, hi = int(self.indptr[start]), int(self.indptr[stop])
-        return SparsePosteriors(self.indptr[start:stop + 1] - lo, self.component[lo:hi], self.gamma[lo:hi],
-                                self.n_components)
-
     def to_dense(self) -> np.ndarray:
         """``(N, K)`` float64 with zeros for the dropped pairs."""
         out = np.zeros((len(self), self.n_components))

@@ -161,7 +161,7 @@ def fisher_relevance(encoder: FisherEncoder, values: np.ndarray, positions: np.n
     inv_sigma = 1.0 / np.sqrt(encoder.gmm.variances_.astype(np.float64))
     csr = (posteriors.indptr, posteriors.component, posteriors.gamma, atom_of)
 
-    counts = np.bincount(cells.ravel(), minlength=n_cells).astype(np.float64)
+    counts = forward.counts
     if rule.name == "epsilon":
         # the denominators are the totals x_d = sum_l z_ld: the forward pass's unnormalised vector;
         # a (cell, k) is reached iff some descriptor has a kept posterior there

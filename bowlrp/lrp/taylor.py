@@ -133,7 +133,7 @@ def taylor_relevance(machine: BinarySvm, x: np.ndarray, reference: np.ndarray | 
     if reference is None:
         if machine.support_vectors_ is None:
             raise BowlrpError("no reference samples for the root-point search")
-        reference = machine._support_float64()
+        reference = machine.support_vectors_float64()
         labels = np.sign(machine.dual_coef_)  # a support vector's class is the sign of alpha_i y_i
     else:
         labels = None

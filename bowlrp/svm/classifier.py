@@ -156,9 +156,9 @@ class BinarySvm:
             if X.shape[1] != self.coef_.shape[0]:
                 raise DataError(f"X has {X.shape[1]} dimensions, the model expects {self.coef_.shape[0]}")
             return _linear_scores(X, self.coef_) + self.intercept_
-        return self.kernel_.gram(X, self._support_float64()) @ self.dual_coef_ + self.intercept_
+        return self.kernel_.gram(X, self.support_vectors_float64()) @ self.dual_coef_ + self.intercept_
 
-    def _support_float64(self) -> np.ndarray:
+    def support_vectors_float64(self) -> np.ndarray:
         """The support vectors as float64, converted once: every Gram block works in float64, and
         converting the float32 copy again for each root-point step cost more than the step itself."""
         cached = getattr(self, "_support_f64", None)
@@ -178,7 +178,7 @@ class BinarySvm:
             f_x = float(self.decision_function(x[None, :])[0])
             f_s = self.decision_function(starts)
             return lambda g, rows: np.asarray(g) * f_x + (1.0 - np.asarray(g)) * f_s[rows]
-        gram_at = self.kernel_.along_segments(self._support_float64(), x, starts)
+        gram_at = self.kernel_.along_segments(self.support_vectors_float64(), x, starts)
         return lambda g, rows: gram_at(g, rows) @ self.dual_coef_ + self.intercept_
 
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
