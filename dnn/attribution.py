@@ -101,12 +101,9 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Target, method: str = "
         generator = torch.Generator().manual_seed(seed)
         span = (x.flatten(1).max(1).values - x.flatten(1).min(1).values).reshape(-1, *[1] * (x.dim() - 1))
         total = torch.zeros_like(x)
-        out = None
         for _ in range(n_samples):
             eps = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-            grad, o = _backward(model, x + eps * noise * span, target, False)
-            total += grad
-            out = o if out is None else out
+            total += _backward(model, x + eps * noise * span, target, False)[0]
         return total / n_samples, _backward(model, x, target, False)[1]
     # integrated gradients
     baseline = torch.zeros_like(x)

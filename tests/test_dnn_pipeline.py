@@ -216,3 +216,23 @@ def test_split_store_resumes_after_an_interruption(toyvoc, cnn, tmp_path, monkey
         assert a.ids == b.ids
         for image_id in a.ids:
             assert np.array_equal(a[image_id]["relevance"], b[image_id]["relevance"])
+
+
+def test_training_starts_from_torchvision_layout_weights(toyvoc, tmp_path):
+    from bowlrp.errors import BowlrpError
+    from dnn import models
+
+    paths, labels, classes = _trainval(toyvoc)
+    paths, labels = paths[:4], labels[:4]
+    torch.manual_seed(5)
+    source = models.build("smallcnn", 1000).state_dict()  # a 1000-way file, as torchvision's are
+    torch.save(source, tmp_path / "w.pt")
+    config = TrainConfig(arch="smallcnn", epochs=0, size=48, crop=40, weights=str(tmp_path / "w.pt"))
+    model = train(config, paths, labels, classes, tmp_path / "m", report=lambda m: None)
+    state = model.state_dict()
+    assert torch.equal(state["features.0.weight"], source["features.0.weight"])
+    assert state["classifier.3.weight"].shape == (len(classes), 128)  # a new head for our classes
+    torch.save(models.build("resnet18", 1000).state_dict(), tmp_path / "r.pt")
+    with pytest.raises(BowlrpError, match="not smallcnn weights"):
+        train(TrainConfig(**{**config.__dict__, "weights": str(tmp_path / "r.pt")}), paths, labels, classes,
+              tmp_path / "m2", report=lambda m: None)

@@ -30,11 +30,16 @@ def _randomise_batchnorm(model: nn.Module, seed: int = 1) -> nn.Module:
 
 
 def _model(arch: str) -> nn.Module:
+    """Fixed random weights in float64. BatchNorm eps is 0: zennit's folding leaves eps in the BatchNorm it
+    turns into an identity, so its canonized model is off by 1/sqrt(1 + eps) per BatchNorm (ours sets eps to 0,
+    see test_batchnorm_folding_is_exact); with eps = 0 both canonized models are exact and comparable."""
     torch.manual_seed(0)
     model = models.build(arch, 6).eval()
     for m in model.modules():  # biases that matter (the default init zeroes them)
         if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
             m.bias.data.normal_(0, 0.01)
+        if isinstance(m, nn.BatchNorm2d):
+            m.eps = 0.0
     return _randomise_batchnorm(model).double()
 
 
@@ -104,11 +109,13 @@ def test_rules_and_composites_match_zennit(nets, arch, name):
     assert _rel_diff(ours, ref) <= TOL, name
 
 
-def test_thesis_composite_on_resnet18_matches_zennit(nets):
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_thesis_composite_on_resnets_matches_zennit(nets, arch):
     """Residual sums (Add vs zennit's Sum canonizer) and BatchNorm folding inside blocks."""
-    model, x = nets["resnet18"], _x(1)
+    model = nets["resnet18"] if arch == "resnet18" else _model(arch)
+    x = _x(1, n=2 if arch == "resnet18" else 1)
     ours, _ = attribute(model, x, 4)
-    ref = _zennit_map(model, x, 4, _zennit_composite("epsilon-alpha2beta1-flat", "resnet18"))
+    ref = _zennit_map(model, x, 4, _zennit_composite("epsilon-alpha2beta1-flat", arch))
     assert _rel_diff(ours, ref) <= TOL
 
 
@@ -362,3 +369,23 @@ def test_local_renormalization_rule_matches_a_loop_over_eq_2_46(size):
     assert torch.isclose(got.sum(), rel.sum())  # conserving
     (ident,) = R.LocalRenormalization(1e-12).backward(nn.LocalResponseNorm(size, alpha=1e-12), (x,), out, rel)
     assert torch.allclose(ident, rel)  # b -> 0: the identity
+
+
+@pytest.mark.parametrize("arch", ["smallcnn", "resnet50"])
+def test_batchnorm_folding_is_exact(arch):
+    from dnn.lrp import MergeBatchNorm
+
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(models.build(arch, 3).eval()).double()  # default eps 1e-5
+    x = _x(10, n=1)
+    before = model(x)
+    folding = MergeBatchNorm()
+    folding.apply(model)
+    try:
+        folded = model(x)
+        assert all(m.eps == 0 and float(m.running_var.min()) == 1 for m in model.modules()
+                   if isinstance(m, nn.BatchNorm2d))
+    finally:
+        folding.remove()
+    assert torch.allclose(folded, before, rtol=1e-12, atol=1e-14)
+    assert torch.equal(model(x), before)
