@@ -7,7 +7,7 @@ import numpy as np
 from bowlrp.features import DenseSift
 from bowlrp.features.dsift import phow_bound_min, to_grey, vl_imsmooth
 
-from .common import median_seconds, record, voc_size_image
+from .common import paired_median_seconds, record, voc_size_image
 
 
 def run(repeats: int = 5) -> list[dict]:
@@ -31,7 +31,6 @@ def run(repeats: int = 5) -> list[dict]:
 
     n_ours = len(sift.extract(image))
     assert n_ours == anchor(), "the anchor must compute the same grid"
-    ours_s = median_seconds(lambda: sift.extract(image), repeats)
-    anchor_s = median_seconds(anchor, repeats)
+    ours_s, anchor_s = paired_median_seconds(lambda: sift.extract(image), anchor, repeats)
     return [record("dsift", ours_s, "cyvlfeat.sift.dsift per scale", anchor_s,
                    n_descriptors=n_ours, image_shape=list(image.shape[:2]))]

@@ -10,7 +10,7 @@ from bowlrp.features import DenseSift
 from bowlrp.lrp.fisher import fisher_relevance
 from bowlrp.lrp.rules import Rule
 
-from .common import median_seconds, record, voc_size_image
+from .common import median_seconds, paired_median_seconds, record, voc_size_image
 
 
 def fisher_setup(k: int = 256, d: int = 80) -> tuple[FisherEncoder, np.ndarray, np.ndarray]:
@@ -35,8 +35,9 @@ def run(repeats: int = 5, k: int = 256, d: int = 80) -> list[dict]:
 
     encoder, values, positions = fisher_setup(k, d)
     gmm = encoder.gmm
-    ours_s = median_seconds(lambda: encoder.encode(values, positions), repeats)
-    anchor_s = median_seconds(lambda: fisher(values, gmm.means_, gmm.variances_, gmm.weights_, improved=True), repeats)
+    ours_s, anchor_s = paired_median_seconds(
+        lambda: encoder.encode(values, positions),
+        lambda: fisher(values, gmm.means_, gmm.variances_, gmm.weights_, improved=True), repeats)
     # numerically the same computation: our whole-image FV equals vl_fisher's
     whole = FisherEncoder(gmm, pyramid=None, normalization="vlfeat").encode(values)
     reference = fisher(values, gmm.means_, gmm.variances_, gmm.weights_, improved=True).ravel()
@@ -56,11 +57,12 @@ def run_lrp(repeats: int = 5, k: int = 256, d: int = 80) -> list[dict]:
     w = np.random.default_rng(1).normal(size=fv.shape)
     relevance = w * fv  # what a linear SVM layer hands down (Eq. 4.8)
     eps, ab = Rule("epsilon", 1.0), Rule("alphabeta", alpha=2.0)
-    ours_s = median_seconds(lambda: fisher_relevance(encoder, values, positions, relevance, eps, forward=kept), repeats)
+    ours_s, anchor_s = paired_median_seconds(
+        lambda: fisher_relevance(encoder, values, positions, relevance, eps, forward=kept),
+        lambda: encoder.encode(values, positions), repeats)
     recomputed_s = median_seconds(lambda: fisher_relevance(encoder, values, positions, relevance, eps), repeats)
     alphabeta_s = median_seconds(lambda: fisher_relevance(encoder, values, positions, relevance, ab, forward=kept),
                                  repeats)
-    anchor_s = median_seconds(lambda: encoder.encode(values, positions), repeats)
     return [record("fisher_lrp", ours_s, "bowlrp fisher_encode (same descriptors, 8 cells)", anchor_s,
                    n_descriptors=len(values), k=k, d=d, rule="epsilon eps=1",
                    with_posteriors_recomputed_s=recomputed_s, alphabeta_s=alphabeta_s,

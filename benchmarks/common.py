@@ -25,6 +25,26 @@ def median_seconds(func: Callable[[], Any], repeats: int = 5, warmup: int = 1) -
     return statistics.median(times)
 
 
+def paired_median_seconds(ours: Callable[[], Any], anchor: Callable[[], Any], repeats: int = 5,
+                          warmup: int = 1) -> tuple[float, float]:
+    """Median wall times of ``ours()`` and ``anchor()``, timed in alternation.
+
+    Interleaving puts both under the same clock boost, cache state and background load, so their
+    ratio drifts much less than when one is timed entirely after the other.
+    """
+    for _ in range(warmup):
+        ours()
+        anchor()
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(repeats):
+        pair = (ours, anchor) if i % 2 == 0 else (anchor, ours)
+        for func in pair:
+            start = time.perf_counter()
+            func()
+            times[func is anchor].append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def machine() -> dict:
     """What the numbers were measured on."""
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
