@@ -49,7 +49,7 @@ def _add_parallel(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _add_data_source(parser: argparse.ArgumentParser) -> None:
+def add_data_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset root (VOC devkit or image folders)")
     parser.add_argument("--format", choices=("voc", "folder"), default="voc",
                         help="voc: VOCdevkit layout (ImageSets/Main, Annotations, JPEGImages); "
@@ -75,12 +75,15 @@ def add_explain_targets(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bowlrp",
-        description="Train Bag-of-Words / Fisher-vector image classifiers with kernel SVMs and explain "
-                    "them with Layer-wise Relevance Propagation.",
+        description="Train Bag-of-Words / Fisher-vector image classifiers with kernel SVMs, and PyTorch networks "
+                    "on the same data ('bowlrp dnn ...'), and explain both with Layer-wise Relevance Propagation: "
+                    "heatmaps in original image coordinates, per image or for a whole split.",
         epilog="example, on the embedded synthetic data:\n"
                "  bowlrp data synth-voc --out data/toyvoc\n"
                "  bowlrp train --data data/toyvoc --encoder fisher --kernel linear --out models/fv\n"
                "  bowlrp evaluate --model models/fv --data data/toyvoc --split test --json ap.json\n"
+               "  bowlrp explain --model models/fv --class horse --out maps/ data/toyvoc/JPEGImages/000046.jpg\n"
+               "  bowlrp dnn train --data data/toyvoc --arch smallcnn --out models/cnn\n"
                "'bowlrp COMMAND --help' explains each command.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -112,13 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     shapes.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
     shapes.add_argument("--seed", type=int, default=0)
     inspect = data_sub.add_parser("inspect", parents=[common], help="summarise a dataset: splits, classes, positives per class")
-    _add_data_source(inspect)
+    add_data_source(inspect)
 
     train = sub.add_parser("train", parents=[common], help="train a BoW/FV + kernel SVM model",
                            description="Extract dense SIFT, fit PCA and the vocabulary on a descriptor "
                                        "sample, encode every training image and train one SVM per class "
                                        "(C chosen on a validation split unless --C is given).")
-    _add_data_source(train)
+    add_data_source(train)
     train.add_argument("--split", default="trainval", help="training split (default trainval)")
     train.add_argument("--out", required=True, metavar="MODEL", help="model directory to write")
     train.add_argument("--encoder", choices=("fisher", "rankbow", "vq"), default="fisher",
@@ -157,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Score every image of a split and report VOC 11-point AP per "
                                           "class (and area AP) as a table and as JSON.")
     evaluate.add_argument("--model", required=True, metavar="MODEL")
-    _add_data_source(evaluate)
+    add_data_source(evaluate)
     evaluate.add_argument("--split", default="test", help="split to evaluate (default test)")
     evaluate.add_argument("--json", metavar="OUT.json", help="write {ap, map, n_images, skipped} here")
     _add_parallel(evaluate)
@@ -220,7 +223,7 @@ def _parallel(args: argparse.Namespace):
                            progress=not args.no_progress)
 
 
-def _report_skips(skips, stream=None) -> None:
+def report_skips(skips, stream=None) -> None:
     stream = stream or sys.stderr  # looked up at call time, so redirections (and tests) see it
     if len(skips):
         print(f"skipped {len(skips)} file(s):", file=stream)
@@ -254,7 +257,7 @@ def cmd_data(args: argparse.Namespace) -> int:
                     n_pos = int((labels[:, c] == 1).sum())
                     if n_pos:
                         print(f"  {name:<14} {n_pos:5d} positive")
-        _report_skips(dataset.skips)
+        report_skips(dataset.skips)
     return EXIT_OK
 
 
@@ -301,7 +304,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model.save(args.out)
     print(f"model written to {args.out}: {len(class_names)} classes, {model.training['n_images']} images, "
           f"feature dim {model.features.dim}, C per class {dict(zip(class_names, model.classifier.chosen_C_))}")
-    _report_skips(skips)
+    report_skips(skips)
     return EXIT_OK
 
 
@@ -340,7 +343,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_model(model, samples, labels, skips, _parallel(args))
     print(format_ap_table(result, f"AP (VOC 11-point) and accuracy (sign of f) on {args.split}, "
                                   f"{result['n_images']} images:"))
-    _report_skips(skips)
+    report_skips(skips)
     if args.json:
         atomic_write_json(args.json, result)
     return EXIT_OK
@@ -361,7 +364,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path, row in result["scores"].items():
         best = max(row, key=row.get)
         print(f"{path}: " + " ".join(f"{c}={v:+.3f}" for c, v in row.items()) + f"  (top: {best})")
-    _report_skips(skips)
+    report_skips(skips)
     if args.json:
         atomic_write_json(args.json, result)
     return EXIT_OK
@@ -389,7 +392,7 @@ def _explain_split(args: argparse.Namespace) -> int:
                             extra_settings={"data": str(Path(args.data).resolve()), "split": args.split})
     print(f"{summary.path}: {summary.n_explained + summary.n_resumed} image(s) of {args.split} explained for "
           f"{args.class_name!r} ({summary.n_resumed} kept from an interrupted run)")
-    _report_skips(skips)
+    report_skips(skips)
     return EXIT_OK
 
 
@@ -429,7 +432,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
               f"bias={result.bias_relevance:+.4f}  absorbed={result.absorbed:+.4f}  residual={result.residual:+.2e}")
     print(f"{len(args.images) - len(skips)} explanation(s) of {args.class_name!r} ({rule.describe()}, "
           f"bias {args.bias}) written to {out}/")
-    _report_skips(skips)
+    report_skips(skips)
     return EXIT_OK
 
 

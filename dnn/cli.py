@@ -1,4 +1,4 @@
-"""``bowlrp dnn train | evaluate | explain``: the DNN side of the command line (SPEC 7).
+"""``bowlrp dnn train | evaluate | explain``: the DNN side of the command line.
 
 ``cli.py`` registers these with :func:`add_parser` and dispatches to :func:`run`; errors follow its
 conventions (a :class:`~bowlrp.errors.BowlrpError` becomes one line, exit 1).
@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+# the main parser's shared argument sets and reports, so `bowlrp dnn ...` reads like `bowlrp ...`
+from cli import add_data_source, add_explain_targets, format_ap_table, report_skips
 
 # names only, so building the parser does not import torch (tests check them against dnn.lrp and dnn.models)
 ARCHITECTURES = ("smallcnn", "alexnet", "vgg16", "resnet18", "resnet50")
@@ -21,11 +24,11 @@ METHOD_HELP = ("lrp: the composite's LRP rules; gradient; gradxinput; deconvnet;
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
     """Add ``dnn`` with its three actions to the sub-parsers ``sub`` of the main parser."""
-    from cli import _add_data_source, add_explain_targets  # the main parser's shared argument sets
 
     dnn = sub.add_parser("dnn", help="train, evaluate and explain PyTorch networks",
                          description="PyTorch networks on the same data as the BoW/FV models, explained with LRP "
-                                     "(SPEC 5).")
+                                     "rules and composites (or gradient baselines) into maps in the same file "
+                                     "contract as 'bowlrp explain'.")
     actions = dnn.add_subparsers(dest="dnn_command", required=True, metavar="ACTION")
 
     train = actions.add_parser("train", parents=[common], help="train a network (multi-label hinge loss)",
@@ -33,7 +36,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
                                            "images resized to the longest side (256; 96 for smallcnn), padded to "
                                            "a square by copying the border, 10 crops per image (4 corners, centre, "
                                            "mirrored). Resumable: re-run the same command after an interruption.")
-    _add_data_source(train)
+    add_data_source(train)
     train.add_argument("--split", default="trainval", help="training split (default trainval)")
     train.add_argument("--arch", choices=tuple(ARCHITECTURES), default="smallcnn",
                        help="smallcnn trains on a CPU in minutes; alexnet is CaffeNet-style with LRN (default smallcnn)")
@@ -54,7 +57,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
                                   description="Score the centre crop of every image of a split and report VOC "
                                               "11-point AP per class, as 'bowlrp evaluate' does.")
     evaluate.add_argument("--model", required=True, metavar="MODEL")
-    _add_data_source(evaluate)
+    add_data_source(evaluate)
     evaluate.add_argument("--split", default="test", help="split to evaluate (default test)")
     evaluate.add_argument("--json", metavar="OUT.json", help="write {ap, map, n_images, skipped} here")
     _device(evaluate)
@@ -130,7 +133,7 @@ def _train(args) -> int:
     train(config, [s.path for s in samples], labels[:, present], classes, args.out, device, skips, report)
     print(f"model written to {args.out}: {args.arch}, {len(classes)} classes, {len(samples)} images, "
           f"{args.epochs} epochs")
-    _report_skips(skips)
+    report_skips(skips)
     return 0
 
 
@@ -150,11 +153,9 @@ def _evaluate(args) -> int:
     scores, ok = score_images(model, [s.path for s in samples], skips)
     result = {**evaluation_summary(scores, labels[ok], classes), "n_images": int(ok.sum()),
               "skipped": skips.as_list()}
-    from cli import format_ap_table
-
     print(format_ap_table(result, f"AP (VOC 11-point) and accuracy (sign of f) on {args.split}, "
                                   f"{result['n_images']} images, centre crop:"))
-    _report_skips(skips)
+    report_skips(skips)
     if args.json:
         atomic_write_json(args.json, result)
     return 0
@@ -213,11 +214,6 @@ def _explain_files(model, args, options) -> int:
               f"absorbed={result.absorbed:+.4f}")
     print(f"{len(args.images) - len(skips)} explanation(s) of {args.class_name!r} ({args.method}"
           + (f", {args.composite}" if args.method == "lrp" else "") + f") written to {out}/")
-    _report_skips(skips)
+    report_skips(skips)
     return 0
 
-
-def _report_skips(skips) -> None:
-    from cli import _report_skips as report
-
-    report(skips)

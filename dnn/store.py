@@ -10,17 +10,13 @@ Splits are written with the resumable part files and the HDF5 layout of :mod:`bo
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from bowlrp.lrp.explain import Explanation
+from bowlrp.lrp.store import SplitParts, StoreSummary, model_digest
 
 from .attribution import attribute
 from .preprocess import centre_input, to_original
@@ -44,49 +40,25 @@ def explain_image(model: nn.Module, image: np.ndarray, class_name: str, method: 
                        settings={"method": method, "composite": composite, "flat_depth": flat_depth})
 
 
-@dataclass
-class SplitSummary:
-    path: Path
-    n_explained: int
-    n_resumed: int
-    skipped: list = field(default_factory=list)
-
-
-def _weights_digest(model_dir: str | Path) -> str:
-    digest = hashlib.sha256()
-    for name in ("model.json", "weights.pt"):
-        digest.update((Path(model_dir) / name).read_bytes())
-    return digest.hexdigest()
-
-
-def explain_split(model: nn.Module, model_dir: str | Path, args: argparse.Namespace, options: dict) -> SplitSummary:
+def explain_split(model: nn.Module, model_dir: str | Path, args: argparse.Namespace, options: dict) -> StoreSummary:
     """Explain every image of ``args.split`` into the store ``args.store`` (resumable, as
     :func:`bowlrp.lrp.store.explain_split`: one atomic part file per image, assembled at the end)."""
     from bowlrp.data import open_dataset
     from bowlrp.data.images import load_image
     from bowlrp.errors import BowlrpError, SkipLog
-    from bowlrp.lrp.store import _assemble, _part_name
-    from bowlrp.persistence import atomic_write_bytes, atomic_write_json, npz_bytes
 
     dataset = open_dataset(args.data, format=args.format, strict=args.strict)
     samples = dataset.split(args.split)
     skips = SkipLog(strict=args.strict)
     skips.extend(dataset.skips)
-    out = Path(args.store)
-    parts = Path(str(out) + ".parts")
     settings = {"class_name": args.class_name, "rule": options["method"] if options["method"] != "lrp"
                 else options["composite"], "eps": 0.01, "alpha": 2.0, "bias": "keep",
                 "depth": "pixels" if options["flat_depth"] is None else f"flat_depth={options['flat_depth']}",
-                "model_sha256": _weights_digest(model_dir), "model_kind": "dnn", **{k: v for k, v in options.items()},
+                "model_sha256": model_digest(model_dir, ("model.json", "weights.pt")), "model_kind": "dnn", **{k: v for k, v in options.items()},
                 "data": str(Path(args.data).resolve()), "split": args.split,
                 "image_ids": [s.image_id for s in samples]}
-    settings_file = parts / "settings.json"
-    if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
-        raise BowlrpError(f"{parts} holds an interrupted run with other settings or another model; "
-                          "finish it with those settings or delete the folder")
-    parts.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(settings_file, settings)
-    todo = [i for i in range(len(samples)) if not (parts / _part_name(i)).is_file()]
+    parts = SplitParts(args.store, len(samples), settings)
+    todo = parts.pending()
     progress = not getattr(args, "no_progress", False)
     explained = 0
     for n, i in enumerate(todo):
@@ -96,14 +68,9 @@ def explain_split(model: nn.Module, model_dir: str | Path, args: argparse.Namesp
         except BowlrpError as exc:
             skips.add(str(sample.path), str(exc))
             continue
-        arrays = result.arrays()
-        arrays["image_id"] = np.array(sample.image_id)
-        arrays["path"] = np.array(str(sample.path))
-        atomic_write_bytes(parts / _part_name(i), npz_bytes(arrays))
+        parts.write(i, result.arrays(), sample.image_id, sample.path)
         explained += 1
         if progress and ((n + 1) % 25 == 0 or n + 1 == len(todo)):
             print(f"  explained {n + 1}/{len(todo)}", flush=True)
-    with torch.no_grad():
-        _assemble(out, parts, len(samples), settings, skips.as_list())
-    shutil.rmtree(parts)
-    return SplitSummary(out, explained, len(samples) - len(todo), skips.as_list())
+    parts.assemble(skips.as_list())
+    return StoreSummary(Path(args.store), explained, len(samples) - len(todo), skips.as_list())

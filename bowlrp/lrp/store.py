@@ -43,28 +43,64 @@ STORE_VERSION = 1
 _PART_DIGITS = 6
 
 
-def model_digest(model_dir: str | Path) -> str:
-    """SHA-256 over a model directory's JSON and arrays: which model a store was made with."""
+def model_digest(model_dir: str | Path, files: Sequence[str] = (MODEL_JSON, ARRAYS_NPZ)) -> str:
+    """SHA-256 over a model directory's ``files`` (its JSON and weights): which model a store was made with."""
     digest = hashlib.sha256()
-    for name in (MODEL_JSON, ARRAYS_NPZ):
+    for name in files:
         digest.update((Path(model_dir) / name).read_bytes())
     return digest.hexdigest()
 
 
-def _part_name(index: int) -> str:
+def part_name(index: int) -> str:
+    """File name of the part holding the ``index``-th image of a split (zero-padded, sorts in order)."""
     return f"{index:0{_PART_DIGITS}d}.npz"
+
+
+class SplitParts:
+    """The part files of one split run: ``OUT.h5.parts/`` (see the module docstring).
+
+    Creating it checks that an interrupted run found there used the same ``settings`` (model
+    digest, rule, image ids, ...) and records them; :meth:`pending` lists the images still to do,
+    :meth:`write` stores one finished image atomically, :meth:`assemble` builds the store and
+    removes the parts. Model families share it: only the explanation differs.
+    """
+
+    def __init__(self, out: str | Path, n: int, settings: dict) -> None:
+        self.out = Path(out)
+        self.folder = Path(str(self.out) + ".parts")
+        self.n = int(n)
+        self.settings = settings
+        settings_file = self.folder / "settings.json"
+        if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
+            raise BowlrpError(f"{self.folder} holds an interrupted run with other settings or another model; "
+                              "finish it with those settings or delete the folder")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(settings_file, settings)
+
+    def pending(self) -> list[int]:
+        """Positions of the images without a finished part, in split order."""
+        return [i for i in range(self.n) if not (self.folder / part_name(i)).is_file()]
+
+    def write(self, index: int, arrays: dict[str, np.ndarray], image_id: str, path: str | Path) -> None:
+        """Store one image's ``.npz`` contract (plus its id and path) as part ``index``, atomically."""
+        write_part(self.folder, index, arrays, image_id, path)
+
+    def assemble(self, skipped: list[dict]) -> None:
+        """Write ``OUT.h5`` from the parts (via ``OUT.h5.tmp`` and a rename), then drop the parts."""
+        _assemble(self.out, self.folder, self.n, self.settings, skipped)
+        shutil.rmtree(self.folder)
+
+
+def write_part(folder: str | Path, index: int, arrays: dict[str, np.ndarray], image_id: str, path: str | Path) -> None:
+    """:meth:`SplitParts.write` for worker processes, which get the folder rather than the object."""
+    arrays = dict(arrays, image_id=np.array(image_id), path=np.array(str(path)))
+    atomic_write_bytes(Path(folder) / part_name(index), npz_bytes(arrays))
 
 
 def _explain_worker(index: int, image_id: str, path: str, model, class_name: str, options: dict,
                     parts: str) -> ItemResult:
-    def work() -> None:
-        result = explain_path(model, path, class_name, **options)
-        arrays = result.arrays()
-        arrays["image_id"] = np.array(image_id)
-        arrays["path"] = np.array(str(path))
-        atomic_write_bytes(Path(parts) / _part_name(index), npz_bytes(arrays))
-
-    return guarded(work, str(path))
+    return guarded(lambda: write_part(parts, index, explain_path(model, path, class_name, **options).arrays(),
+                                      image_id, path), str(path))
 
 
 @dataclass
@@ -96,34 +132,23 @@ def explain_split(model, model_dir: str | Path, samples: Sequence, class_name: s
     rule = rule or Rule()
     skips = skips if skips is not None else SkipLog()
     parallel = parallel or ParallelOptions()
-    out = Path(out)
-    parts = Path(str(out) + ".parts")
     settings = {"class_name": class_name, "rule": rule.name, "eps": rule.eps, "alpha": rule.alpha, "bias": bias,
                 "depth": depth, "model_sha256": model_digest(model_dir),
                 "image_ids": [s.image_id for s in samples], **(extra_settings or {})}
-    settings_file = parts / "settings.json"
-    if parts.is_dir() and settings_file.is_file():
-        earlier = json.loads(settings_file.read_text())
-        if earlier != settings:
-            raise BowlrpError(f"{parts} holds an interrupted run with other settings or another model; "
-                              "finish it with those settings or delete the folder")
-    parts.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(settings_file, settings)
-
-    todo = [i for i in range(len(samples)) if not (parts / _part_name(i)).is_file()]
-    resumed = len(samples) - len(todo)
+    parts = SplitParts(out, len(samples), settings)
+    todo = parts.pending()
     options = {"rule": rule, "bias": bias, "depth": depth}
     results = parallel_map(
         _explain_worker, todo,
-        lambda i: (i, samples[i].image_id, str(samples[i].path), model, class_name, options, str(parts)),
+        lambda i: (i, samples[i].image_id, str(samples[i].path), model, class_name, options, str(parts.folder)),
         n_jobs=parallel.n_jobs, backend=parallel.backend, scheduler=parallel.scheduler,
         desc=f"explaining {class_name}", progress=parallel.progress)
     for res in results:
         if not res.ok:
             skips.add(res.item, res.skip_reason)
-    _assemble(out, parts, len(samples), settings, skips.as_list())
-    shutil.rmtree(parts)
-    return StoreSummary(out, len(todo) - sum(not r.ok for r in results), resumed, skips.as_list())
+    parts.assemble(skips.as_list())
+    return StoreSummary(Path(out), len(todo) - sum(not r.ok for r in results), len(samples) - len(todo),
+                        skips.as_list())
 
 
 def _assemble(out: Path, parts: Path, n: int, settings: dict, skipped: list[dict]) -> None:
@@ -140,7 +165,7 @@ def _assemble(out: Path, parts: Path, n: int, settings: dict, skipped: list[dict
         h5.attrs["settings"] = json.dumps({k: v for k, v in settings.items() if k != "image_ids"}, sort_keys=True)
         images = h5.create_group("images")
         for i in range(n):
-            part = parts / _part_name(i)
+            part = parts / part_name(i)
             if not part.is_file():
                 continue
             with np.load(part, allow_pickle=False) as npz:
