@@ -4,7 +4,6 @@ ratio below 1 is the speed-up's inverse. Worker start-up is included, as a user 
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -14,7 +13,7 @@ from bowlrp.errors import SkipLog
 from bowlrp.pipeline import ParallelOptions, encode_files
 
 from .bench_lrp import benchmark_images, benchmark_model
-from .common import record
+from .common import paired_median_seconds, record
 
 
 def run(repeats: int = 3, n_images: int = 24) -> list[dict]:
@@ -33,17 +32,8 @@ def run(repeats: int = 3, n_images: int = 24) -> list[dict]:
             assert ok.all()
             return X
 
-        def timed(n_jobs: int) -> float:
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                extract(n_jobs)
-                times.append(time.perf_counter() - start)
-            return float(np.median(times))
-
         same = bool(np.array_equal(extract(1), extract(2)))  # also warms numba caches and the pool
-        serial = timed(1)
-        parallel = timed(2)
+        parallel, serial = paired_median_seconds(lambda: extract(2), lambda: extract(1), repeats, warmup=0)
     return [record("extract_parallel", parallel, "the same extraction with n_jobs=1", serial, n_images=n_images,
                    images_per_s=n_images / parallel, images_per_s_n_jobs_1=n_images / serial,
                    speedup=serial / parallel, identical_features=same)]

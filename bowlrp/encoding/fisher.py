@@ -47,7 +47,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..errors import DataError, ModelError
 from .posteriors import VL_FISHER_MIN_POSTERIOR, SparsePosteriors, sparse_posteriors
@@ -236,11 +236,12 @@ class FisherEncoder:
         inv_sigma = 1.0 / np.sqrt(self.gmm.variances_.astype(np.float64))
         atom_of, member = self.atoms(cell_index)
         n_atoms = member.shape[1]
-        S0 = np.zeros((n_atoms, k))
-        S1 = np.zeros((n_atoms, k, d))
-        S2 = np.zeros((n_atoms, k, d))
+        S0 = np.zeros((MOMENT_BLOCKS, n_atoms, k))
+        S1 = np.zeros((MOMENT_BLOCKS, n_atoms, k, d))
+        S2 = np.zeros((MOMENT_BLOCKS, n_atoms, k, d))
         _accumulate_moments(values, posteriors.indptr, posteriors.component, posteriors.gamma, atom_of,
                             means, inv_sigma, S0, S1, S2)
+        S0, S1, S2 = S0.sum(axis=0), S1.sum(axis=0), S2.sum(axis=0)
         counts = atoms_to_cells(member, np.bincount(atom_of, minlength=n_atoms).astype(np.float64))
         return counts, atoms_to_cells(member, S0), atoms_to_cells(member, S1), atoms_to_cells(member, S2)
 
@@ -354,21 +355,29 @@ class FisherEncoder:
         )
 
 
-@njit(cache=True)
+#: row blocks accumulated in parallel, each into its own moments; fixed (not the thread count) so
+#: that the summation order, and hence every bit of the vector, is the same on every machine
+MOMENT_BLOCKS = 4
+
+
+@njit(cache=True, parallel=True)
 def _accumulate_moments(X, indptr, component, gamma, atom_of, means, inv_sigma, s0, s1, s2):  # pragma: no cover
     """``gamma``, ``gamma t`` and ``gamma t^2`` (``t = (l - mu_k) / sigma_k``) of every kept pair added
-    into its descriptor's atom: ``s0 (A, K)``, ``s1 (A, K, D)``, ``s2 (A, K, D)``.
+    into its descriptor's atom: ``s0 (B, A, K)``, ``s1 (B, A, K, D)``, ``s2 (B, A, K, D)``, one
+    accumulator per contiguous block ``b`` of rows (summed by the caller).
 
     X (n, D) float32; (indptr, component, gamma) the CSR posteriors; means and inv_sigma (K, D) float64.
     """
     n, d = X.shape
-    for i in range(n):
-        a = atom_of[i]
-        for j in range(indptr[i], indptr[i + 1]):
-            k = component[j]
-            g = gamma[j]
-            s0[a, k] += g
-            for r in range(d):
-                t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
-                s1[a, k, r] += g * t
-                s2[a, k, r] += g * (t * t)
+    n_blocks = s0.shape[0]
+    for b in prange(n_blocks):
+        for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
+            a = atom_of[i]
+            for j in range(indptr[i], indptr[i + 1]):
+                k = component[j]
+                g = gamma[j]
+                s0[b, a, k] += g
+                for r in range(d):
+                    t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
+                    s1[b, a, k, r] += g * t
+                    s2[b, a, k, r] += g * (t * t)

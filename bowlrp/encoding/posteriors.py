@@ -7,15 +7,16 @@ encoder (moments) and its relevance step (:mod:`bowlrp.lrp.fisher`) read them, a
 backward pass reads the activations of its forward pass.
 
 Computation per chunk of rows: the log-joints by one float32 GEMM
-(:class:`~bowlrp.encoding.vocabulary.LogJoint`), then a compiled kernel that takes the row
-softmax with the cut and a second one that writes the survivors in place into the CSR arrays.
+(:class:`~bowlrp.encoding.vocabulary.LogJoint`), then a compiled kernel (parallel over rows) that
+takes the row softmax with the cut and moves the survivors to the front of each row, and a second
+one that copies just those into the CSR arrays.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .vocabulary import LogJoint
 
@@ -59,12 +60,17 @@ class SparsePosteriors:
         return out
 
 
-@njit(cache=True)
-def _softmax_with_cut(logp, threshold, counts, totals):  # pragma: no cover - compiled
-    """Row-wise, in place: ``logp[i, k]`` becomes ``exp(logp - max)`` (0 where negligible);
-    ``totals[i]`` the row's denominator and ``counts[i]`` how many entries reach ``threshold``."""
+@njit(cache=True, parallel=True)
+def _softmax_with_cut(logp, threshold, counts, totals, kept):  # pragma: no cover - compiled
+    """Row-wise, in place: the softmax of ``logp`` with the cut, survivors moved to the row's front.
+
+    Per row ``i``: ``totals[i]`` the softmax denominator ``sum_k exp(logp - max)`` (terms below
+    ``exp(-40)`` relative skipped), ``counts[i]`` how many posteriors reach ``threshold``; the
+    first ``counts[i]`` entries of ``logp[i]`` become their unnormalised ``exp(logp - max)`` and
+    ``kept[i, :counts[i]]`` their components (increasing), so gathering them costs O(kept), not O(K).
+    """
     n, k_total = logp.shape
-    for i in range(n):
+    for i in prange(n):
         row = logp[i]
         top = row[0]
         for k in range(1, k_total):
@@ -80,25 +86,23 @@ def _softmax_with_cut(logp, threshold, counts, totals):  # pragma: no cover - co
                 row[k] = 0.0
         cut = threshold * total
         c = 0
-        for k in range(k_total):
-            if row[k] > 0.0 and row[k] >= cut:
+        for k in range(k_total):  # c <= k: the front is overwritten only after it was read
+            e = row[k]
+            if e > 0.0 and e >= cut:
+                row[c] = e
+                kept[i, c] = k
                 c += 1
         counts[i] = c
         totals[i] = total
 
 
-@njit(cache=True)
-def _gather_survivors(logp, threshold, totals, indptr, component, gamma):  # pragma: no cover - compiled
-    n, k_total = logp.shape
-    for i in range(n):
-        cut = threshold * totals[i]
+@njit(cache=True, parallel=True)
+def _gather_survivors(logp, kept, counts, totals, indptr, component, gamma):  # pragma: no cover - compiled
+    for i in prange(len(counts)):
         j = indptr[i]
-        for k in range(k_total):
-            e = logp[i, k]
-            if e > 0.0 and e >= cut:
-                component[j] = k
-                gamma[j] = e / totals[i]
-                j += 1
+        for c in range(counts[i]):
+            component[j + c] = kept[i, c]
+            gamma[j + c] = logp[i, c] / totals[i]
 
 
 def sparse_posteriors(joint: LogJoint, values: np.ndarray, threshold: float = VL_FISHER_MIN_POSTERIOR,
@@ -120,16 +124,17 @@ def sparse_posteriors(joint: LogJoint, values: np.ndarray, threshold: float = VL
     k_total = int(joint.W.shape[1])
     step = max(int(chunk_rows), 1)
     parts = []
+    kept = np.empty((min(step, n), k_total), dtype=np.int32)  # reused by every chunk
     for start in range(0, n, step):
         logp = joint.log_joint(values[start:start + step])
         counts = np.empty(len(logp), dtype=np.int64)
         totals = np.empty(len(logp))
-        _softmax_with_cut(logp, threshold, counts, totals)
+        _softmax_with_cut(logp, threshold, counts, totals, kept)
         indptr = np.zeros(len(logp) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         component = np.empty(indptr[-1], dtype=np.int32)
         gamma = np.empty(indptr[-1])
-        _gather_survivors(logp, threshold, totals, indptr, component, gamma)
+        _gather_survivors(logp, kept, counts, totals, indptr, component, gamma)
         parts.append((indptr, component, gamma))
     if not parts:
         return SparsePosteriors(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0), k_total)

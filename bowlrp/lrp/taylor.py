@@ -7,8 +7,9 @@ root point x~ on the decision boundary::
 
 Root-point search: from the reference samples of the class opposite to x (by label when known,
 as for support vectors, else by prediction), the ``n_candidates`` nearest to x are taken; on each
-segment ``x~(g) = g x + (1 - g) x_s`` the sign change of f is bracketed by bisection, all
-candidates at once, until ``|f(x~)| <= tolerance``. f along the segments comes from
+segment ``x~(g) = g x + (1 - g) x_s`` the sign change of f is bracketed and narrowed (regula falsi
+with the Illinois modification, bisection as the fallback), all candidates at once, until
+``|f(x~)| <= tolerance``. f along the segments comes from
 :meth:`BinarySvm.segment_scores`: affine for linear machines, a quadratic exponent in g for the RBF
 kernel (one GEMM up front, then O(candidates x support vectors) per step), Gram rows otherwise. The root point nearest to x wins. What the first-order terms miss
 is reported, never hidden: ``bias_relevance`` holds the zero-order term f(x~) (0 up to the
@@ -30,7 +31,7 @@ from .svm import SvmRelevance
 
 DEFAULT_CANDIDATES = 50
 DEFAULT_TOLERANCE = 1e-5
-MAX_BISECTIONS = 80
+MAX_STEPS = 80
 
 
 @dataclass
@@ -86,22 +87,38 @@ def find_root_point(machine: BinarySvm, x: np.ndarray, reference: np.ndarray,
         f_ref = machine.decision_function(reference)
         best = int(np.argmin(np.abs(f_ref)))
         return RootPoint(reference[best].copy(), float(f_ref[best]), False, 0)
+    # Regula falsi with the Illinois modification on every bracket at once: superlinear for the
+    # smooth f along a segment (a handful of Gram evaluations instead of ~20 bisections), while a
+    # bisection step whenever one end has been kept three times keeps the bracket halving at worst.
     lo = np.zeros(len(keep))                     # g with sign(f) != sign(f(x)); g = 0 is the reference
     hi = np.ones(len(keep))                      # g with sign(f) == sign(f(x))
+    f_lo = f_start[keep].astype(np.float64)
+    f_hi = np.full(len(keep), f_x)
+    moved = np.zeros(len(keep), dtype=np.int64)  # +n: hi moved n times in a row, -n: lo did
     best_g = np.full(len(keep), np.nan)
     best_f = np.full(len(keep), np.inf)
-    for _ in range(MAX_BISECTIONS):
+    for _ in range(MAX_STEPS):
         open_ = np.flatnonzero(np.isnan(best_g))
         if not open_.size:
             break
-        g = 0.5 * (lo[open_] + hi[open_])
+        l, h, fl, fh = lo[open_], hi[open_], f_lo[open_], f_hi[open_]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = (l * fh - h * fl) / (fh - fl)
+        bisect = (np.abs(moved[open_]) >= 3) | ~((g > l) & (g < h))
+        g = np.where(bisect, 0.5 * (l + h), g)
         f_mid = segment(g, keep[open_])
         done = np.abs(f_mid) <= tolerance
         best_g[open_[done]] = g[done]
         best_f[open_[done]] = f_mid[done]
         same = np.sign(f_mid) == np.sign(f_x)
-        hi[open_[~done & same]] = g[~done & same]
-        lo[open_[~done & ~same]] = g[~done & ~same]
+        up, down = open_[~done & same], open_[~done & ~same]
+        hi[up], f_hi[up] = g[~done & same], f_mid[~done & same]
+        lo[down], f_lo[down] = g[~done & ~same], f_mid[~done & ~same]
+        moved[up] = np.maximum(moved[up], 0) + 1
+        moved[down] = np.minimum(moved[down], 0) - 1
+        f_lo[up[moved[up] >= 2]] *= 0.5      # Illinois: the end kept twice counts half
+        f_hi[down[moved[down] <= -2]] *= 0.5
+        moved[open_[bisect]] = 0
     # candidates that never met the tolerance end at their bracket's x-side end, flagged by |f|
     unresolved = np.flatnonzero(np.isnan(best_g))
     if unresolved.size:
