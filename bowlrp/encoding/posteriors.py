@@ -7,16 +7,20 @@ encoder (moments) and its relevance step (:mod:`bowlrp.lrp.fisher`) read them, a
 backward pass reads the activations of its forward pass.
 
 Computation per chunk of rows: the log-joints by one float32 GEMM
-(:class:`~bowlrp.encoding.vocabulary.LogJoint`), then a compiled kernel (parallel over rows) that
-takes the row softmax with the cut and moves the survivors to the front of each row, and a second
-one that copies just those into the CSR arrays.
+(:class:`~bowlrp.encoding.vocabulary.LogJoint`), then a compiled kernel that takes the row softmax
+with the cut and moves the survivors to the front of each row, and a second one that copies just
+those into the CSR arrays. Chunks run on as many threads as numba may use (one in a joblib worker).
 """
 from __future__ import annotations
 
+import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
+from threadpoolctl import threadpool_limits
 
 from .vocabulary import LogJoint
 
@@ -60,7 +64,7 @@ class SparsePosteriors:
         return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _softmax_with_cut(logp, threshold, counts, totals, kept):  # pragma: no cover - compiled
     """Row-wise, in place: the softmax of ``logp`` with the cut, survivors moved to the row's front.
 
@@ -70,7 +74,7 @@ def _softmax_with_cut(logp, threshold, counts, totals, kept):  # pragma: no cove
     ``kept[i, :counts[i]]`` their components (increasing), so gathering them costs O(kept), not O(K).
     """
     n, k_total = logp.shape
-    for i in prange(n):
+    for i in range(n):
         row = logp[i]
         top = row[0]
         for k in range(1, k_total):
@@ -96,9 +100,9 @@ def _softmax_with_cut(logp, threshold, counts, totals, kept):  # pragma: no cove
         totals[i] = total
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _gather_survivors(logp, kept, counts, totals, indptr, component, gamma):  # pragma: no cover - compiled
-    for i in prange(len(counts)):
+    for i in range(len(counts)):
         j = indptr[i]
         for c in range(counts[i]):
             component[j + c] = kept[i, c]
@@ -122,20 +126,33 @@ def sparse_posteriors(joint: LogJoint, values: np.ndarray, threshold: float = VL
     """
     n = len(values)
     k_total = int(joint.W.shape[1])
-    step = max(int(chunk_rows), 1)
-    parts = []
-    kept = np.empty((min(step, n), k_total), dtype=np.int32)  # reused by every chunk
-    for start in range(0, n, step):
+    workers = max(1, min(numba.get_num_threads(), -(-n // max(int(chunk_rows), 1))))
+    # as many chunks per worker, each at most chunk_rows long
+    n_chunks = workers * max(1, math.ceil(n / (workers * max(int(chunk_rows), 1))))
+    step = max(1, math.ceil(n / n_chunks))
+
+    def chunk(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         logp = joint.log_joint(values[start:start + step])
         counts = np.empty(len(logp), dtype=np.int64)
         totals = np.empty(len(logp))
+        kept = np.empty(logp.shape, dtype=np.int32)
         _softmax_with_cut(logp, threshold, counts, totals, kept)
         indptr = np.zeros(len(logp) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         component = np.empty(indptr[-1], dtype=np.int32)
         gamma = np.empty(indptr[-1])
         _gather_survivors(logp, kept, counts, totals, indptr, component, gamma)
-        parts.append((indptr, component, gamma))
+        return indptr, component, gamma
+
+    starts = range(0, n, step)
+    if workers > 1:
+        # Each thread runs its chunks' GEMM (BLAS held to one thread) and the GIL-free softmax: the
+        # cores stay busy on whole chunks instead of BLAS and numba thread pools taking turns (idle
+        # BLAS threads spin and starve a parallel kernel that follows them).
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(chunk, starts))
+    else:
+        parts = [chunk(start) for start in starts]
     if not parts:
         return SparsePosteriors(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0), k_total)
     if len(parts) == 1:

@@ -30,43 +30,49 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from ..encoding.fisher import FisherEncoder, FisherForward
+from ..encoding.fisher import MOMENT_BLOCKS, FisherEncoder, FisherForward
 from ..encoding.pyramid import atoms_to_cells, cells_to_atoms
 from ..encoding.vocabulary import VL_GMM_MIN_PRIOR
 from .rules import Rule, multipliers
 
 _SQRT2 = math.sqrt(2.0)
+# descriptor blocks handed to the threads of the per-descriptor pass (more than cores, for balance)
+_ROW_BLOCKS = 16
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, parallel=True)
 def _signed_sums(X, indptr, component, gamma, atom_of, means, inv_sigma, inv_sqrt_w,
                  mu_pos, mu_neg, sig_pos, sig_neg, pi_pos, pi_neg, near_count):  # pragma: no cover
-    """Add the positive and negative parts of every z_ld to per-(atom, k[, r]) sums; count kept pairs."""
+    """Add the positive and negative parts of every z_ld to per-(block, atom, k[, r]) sums; count kept
+    pairs. The leading axis holds one accumulator per contiguous block of descriptors
+    (:data:`~bowlrp.encoding.fisher.MOMENT_BLOCKS`, summed by the caller)."""
     n, d = X.shape
-    for i in range(n):
-        c = atom_of[i]
-        for j in range(indptr[i], indptr[i + 1]):
-            k = component[j]
-            g = gamma[j]
-            a = g * inv_sqrt_w[k]
-            near_count[c, k] += 1
-            if inv_sqrt_w[k] > 0:
-                z_pi = (g - 1.0 / (inv_sqrt_w[k] * inv_sqrt_w[k])) * inv_sqrt_w[k]
-                pi_pos[c, k] += max(z_pi, 0.0)
-                pi_neg[c, k] += min(z_pi, 0.0)
-            for r in range(d):  # branch-free, so the loop vectorises
-                t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
-                z_mu = a * t
-                z_sig = a * (t * t - 1.0) / _SQRT2
-                mu_pos[c, k, r] += max(z_mu, 0.0)
-                mu_neg[c, k, r] += min(z_mu, 0.0)
-                sig_pos[c, k, r] += max(z_sig, 0.0)
-                sig_neg[c, k, r] += min(z_sig, 0.0)
+    n_blocks = mu_pos.shape[0]
+    for b in prange(n_blocks):
+        for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
+            c = atom_of[i]
+            for j in range(indptr[i], indptr[i + 1]):
+                k = component[j]
+                g = gamma[j]
+                a = g * inv_sqrt_w[k]
+                near_count[b, c, k] += 1
+                if inv_sqrt_w[k] > 0:
+                    z_pi = (g - 1.0 / (inv_sqrt_w[k] * inv_sqrt_w[k])) * inv_sqrt_w[k]
+                    pi_pos[b, c, k] += max(z_pi, 0.0)
+                    pi_neg[b, c, k] += min(z_pi, 0.0)
+                for r in range(d):  # branch-free, so the loop vectorises
+                    t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
+                    z_mu = a * t
+                    z_sig = a * (t * t - 1.0) / _SQRT2
+                    mu_pos[b, c, k, r] += max(z_mu, 0.0)
+                    mu_neg[b, c, k, r] += min(z_mu, 0.0)
+                    sig_pos[b, c, k, r] += max(z_sig, 0.0)
+                    sig_neg[b, c, k, r] += min(z_sig, 0.0)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, parallel=True)
 def _descriptor_relevance(X, indptr, component, gamma, atom_of, means, inv_sigma, inv_sqrt_w,
                           mu_cp, mu_cn, sig_cp, sig_cn, pi_cp, pi_cn, out):  # pragma: no cover
     """Sum over kept components and dimensions of z · multiplier, into ``out``.
@@ -79,32 +85,34 @@ def _descriptor_relevance(X, indptr, component, gamma, atom_of, means, inv_sigma
     """
     n, d = X.shape
     per_dim = out.shape[1] > 1
-    row = np.zeros(d)
-    for i in range(n):
-        c = atom_of[i]
-        acc = 0.0
-        row[:] = 0.0
-        for j in range(indptr[i], indptr[i + 1]):
-            k = component[j]
-            g = gamma[j]
-            a = g * inv_sqrt_w[k]
-            if inv_sqrt_w[k] > 0:
-                z_pi = (g - 1.0 / (inv_sqrt_w[k] * inv_sqrt_w[k])) * inv_sqrt_w[k]
-                far_pi = -1.0 / inv_sqrt_w[k]  # z of this pi-dimension when gamma = 0
-                # the pi-dimension of k: replace the far-pair term (added for all k outside) by the real one
-                acc += z_pi * (pi_cp[c, k] if z_pi > 0 else pi_cn[c, k]) - far_pi * pi_cn[c, k]
-            b = a / _SQRT2
-            for r in range(d):
-                t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
-                u = t * t - 1.0
-                cm = mu_cp[c, k, r] if t > 0 else mu_cn[c, k, r]
-                cs = sig_cp[c, k, r] if u > 0 else sig_cn[c, k, r]
-                row[r] += a * t * cm + b * u * cs
-        if per_dim:
-            for r in range(d):
-                out[i, r] += row[r] + acc / d
-        else:
-            out[i, 0] += row.sum() + acc
+    n_blocks = _ROW_BLOCKS
+    for blk in prange(n_blocks):  # descriptors are independent: each block writes its own rows
+        row = np.zeros(d)
+        for i in range(blk * n // n_blocks, (blk + 1) * n // n_blocks):
+            c = atom_of[i]
+            acc = 0.0
+            row[:] = 0.0
+            for j in range(indptr[i], indptr[i + 1]):
+                k = component[j]
+                g = gamma[j]
+                a = g * inv_sqrt_w[k]
+                if inv_sqrt_w[k] > 0:
+                    z_pi = (g - 1.0 / (inv_sqrt_w[k] * inv_sqrt_w[k])) * inv_sqrt_w[k]
+                    far_pi = -1.0 / inv_sqrt_w[k]  # z of this pi-dimension when gamma = 0
+                    # the pi-dimension of k: replace the far-pair term (added for all k outside) by the real one
+                    acc += z_pi * (pi_cp[c, k] if z_pi > 0 else pi_cn[c, k]) - far_pi * pi_cn[c, k]
+                b = a / _SQRT2
+                for r in range(d):
+                    t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
+                    u = t * t - 1.0
+                    cm = mu_cp[c, k, r] if t > 0 else mu_cn[c, k, r]
+                    cs = sig_cp[c, k, r] if u > 0 else sig_cn[c, k, r]
+                    row[r] += a * t * cm + b * u * cs
+            if per_dim:
+                for r in range(d):
+                    out[i, r] += row[r] + acc / d
+            else:
+                out[i, 0] += row.sum() + acc
 
 
 def fisher_relevance(encoder: FisherEncoder, values: np.ndarray, positions: np.ndarray | None,
@@ -177,10 +185,12 @@ def fisher_relevance(encoder: FisherEncoder, values: np.ndarray, positions: np.n
             pi_pos = pi_neg = np.zeros((n_cells, k))
     else:
         # pass 1: positive and negative parts of x_d = sum_l z_ld, per dimension
-        sums = [np.zeros((n_atoms, k, d)) for _ in range(4)] + [np.zeros((n_atoms, k)) for _ in range(2)]
-        near_count = np.zeros((n_atoms, k), dtype=np.int64)
+        sums = ([np.zeros((MOMENT_BLOCKS, n_atoms, k, d)) for _ in range(4)]
+                + [np.zeros((MOMENT_BLOCKS, n_atoms, k)) for _ in range(2)])
+        near_count = np.zeros((MOMENT_BLOCKS, n_atoms, k), dtype=np.int64)
         _signed_sums(values, *csr, means, inv_sigma, inv_sqrt_w, *sums, near_count)
-        mu_pos, mu_neg, sig_pos, sig_neg, pi_pos, pi_neg = (atoms_to_cells(member, x) for x in sums)
+        mu_pos, mu_neg, sig_pos, sig_neg, pi_pos, pi_neg = (atoms_to_cells(member, x.sum(axis=0)) for x in sums)
+        near_count = near_count.sum(axis=0)
         if encoder.weight_gradient:
             # pairs below the cut: gamma = 0, z = -sqrt(pi_k) (negative), one per descriptor of the cell
             far = counts[:, None] - atoms_to_cells(member, near_count.astype(np.float64))
