@@ -38,9 +38,9 @@ An empty cell contributes a zero block (never NaN).
 Computation: the kept posteriors in CSR form (:mod:`.posteriors`: one float32 GEMM per chunk of
 descriptors and a compiled softmax with the 1e-6 cut), then a compiled kernel that accumulates
 the moments from explicit differences over those few (descriptor, component) pairs; LRP reuses
-the same posteriors. Measured on 75,540 dense-SIFT descriptors of one
-375x500 image (K=256, D=80, 2 shared cores): ~0.15-0.19 s with the 8-cell pyramid against
-~0.6 s for ``vl_fisher`` on the whole image, equal to 3.5e-6.
+the same posteriors. Measured on 73,866 dense-SIFT descriptors of one
+375x500 image (K=256, D=80, 2 cores): 0.11 s with the 8-cell pyramid against 0.59 s for
+``vl_fisher`` on the whole image, equal to 3.7e-6 (``benchmarks/bench_fisher.py``).
 """
 from __future__ import annotations
 

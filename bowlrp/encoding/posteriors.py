@@ -122,13 +122,15 @@ def sparse_posteriors(joint: LogJoint, values: np.ndarray, threshold: float = VL
     threshold : float
         VLFeat's cut (1e-6).
     chunk_rows : int
-        Rows per GEMM; bounds the ``(chunk_rows, K)`` float32 working memory.
+        At most this many rows per GEMM; each worker thread holds one chunk's ``(rows, K)`` float32
+        log-joints and int32 survivor indices at a time.
     """
     n = len(values)
     k_total = int(joint.W.shape[1])
-    workers = max(1, min(numba.get_num_threads(), -(-n // max(int(chunk_rows), 1))))
-    # as many chunks per worker, each at most chunk_rows long
-    n_chunks = workers * max(1, math.ceil(n / (workers * max(int(chunk_rows), 1))))
+    chunk_rows = max(int(chunk_rows), 1)
+    workers = max(1, min(numba.get_num_threads(), math.ceil(n / chunk_rows)))
+    # the same number of equal chunks for every worker, none longer than chunk_rows
+    n_chunks = workers * max(1, math.ceil(n / (workers * chunk_rows)))
     step = max(1, math.ceil(n / n_chunks))
 
     def chunk(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -229,7 +229,10 @@ class GmmVocabulary:
         try:
             out = cy_gmm(
                 np.ascontiguousarray(X), k, int(self.max_iter), b"custom", 1, 0,
-                covariance_bound=np.full(d, floor, dtype=np.float32),
+                # one value: cyvlfeat passes a per-dimension bound array to VLFeat as double* even
+                # for float32 data, so VLFeat would read 2d floats' worth of memory (half of it past
+                # the array) as its bounds; a single bound takes the correctly typed scalar path
+                covariance_bound=np.array([floor], dtype=np.float32),
                 init_priors=priors, init_means=np.ascontiguousarray(means), init_covars=np.ascontiguousarray(variances),
             )
             # copied at once, before anything else allocates: the returned arrays may not own their memory
