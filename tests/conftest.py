@@ -26,6 +26,12 @@ def require_cyvlfeat(module: str = "cyvlfeat"):
                     allow_module_level=True)
 
 
+def entity_bomb(levels: int, body: str) -> str:
+    """A "billion laughs" VOC annotation: ``&lol<levels>;`` in ``body`` expands to 10**(levels - 1) "lol"s."""
+    chain = "".join(f' <!ENTITY lol{i} "' + f"&lol{i - 1};" * 10 + '">\n' for i in range(2, levels + 1))
+    return f'<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol1 "lol">\n{chain}]>\n{body}\n'
+
+
 @pytest.fixture(scope="session")
 def small_toyvoc(tmp_path_factory) -> Path:
     """The small toyvoc set (60 images, 160 px), generated once per test session."""

@@ -11,6 +11,7 @@ from PIL import Image
 from bowlrp.data import VOC_CLASSES, load_image, open_dataset
 from bowlrp.data.folder import TEST_FRACTION
 from bowlrp.errors import DataError, ImageError
+from conftest import entity_bomb
 
 
 # --------------------------------------------------------------------------- load_image
@@ -147,20 +148,7 @@ def test_decompression_bomb_refused(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- VOC reader
-BOMB = """<?xml version="1.0"?>
-<!DOCTYPE lolz [
- <!ENTITY lol "lol">
- <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
- <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
- <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
- <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
- <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
- <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
-]>
-<annotation><object><name>&lol9;</name></object></annotation>
-"""
+BOMB = entity_bomb(9, "<annotation><object><name>&lol9;</name></object></annotation>")
 
 
 def _xml(objects: list[tuple[str, int, tuple[int, int, int, int]]]) -> str:

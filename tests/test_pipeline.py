@@ -15,6 +15,7 @@ import cli
 from bowlrp.data import open_dataset
 from bowlrp.errors import SkipLog
 from bowlrp.pipeline import BowModel, ParallelOptions, encode_files
+from conftest import entity_bomb
 
 # Small but real: all four SIFT scales, an 8-cell pyramid, a 4-component GMM.
 FAST = ["--max-descriptors", "20000", "--no-progress"]
@@ -171,15 +172,8 @@ def test_dask_with_a_scheduler_address(fv_model, some_paths):
 
 
 # --------------------------------------------------------------------------- hostile input
-BOMB = """<?xml version="1.0"?>
-<!DOCTYPE lolz [
- <!ENTITY lol "lol">
- <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
-]>
-<annotation><object><name>&lol4;</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>
-"""
+BOMB = entity_bomb(4, "<annotation><object><name>&lol4;</name><bndbox><xmin>1</xmin><ymin>1</ymin>"
+                       "<xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>")
 
 
 def _annotation(name: str, w: int, h: int) -> str:
