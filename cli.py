@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -70,6 +70,14 @@ def add_explain_targets(parser: argparse.ArgumentParser) -> None:
     whole.add_argument("--split", default="test", help="split to explain (default test)")
     whole.add_argument("--store", metavar="OUT.h5", help="HDF5 store to write")
     parser.add_argument("--strict", action="store_true", help="stop at the first unusable image")
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Model, data, split and JSON output of an evaluate command (``evaluate`` and ``dnn evaluate``)."""
+    parser.add_argument("--model", required=True, metavar="MODEL")
+    add_data_source(parser)
+    parser.add_argument("--split", default="test", help="split to evaluate (default test)")
+    parser.add_argument("--json", metavar="OUT.json", help="write {ap, map, n_images, skipped} here")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,10 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", parents=[common], help="per-class average precision of a model on a split",
                               description="Score every image of a split and report VOC 11-point AP per "
                                           "class (and area AP) as a table and as JSON.")
-    evaluate.add_argument("--model", required=True, metavar="MODEL")
-    add_data_source(evaluate)
-    evaluate.add_argument("--split", default="test", help="split to evaluate (default test)")
-    evaluate.add_argument("--json", metavar="OUT.json", help="write {ap, map, n_images, skipped} here")
+    add_evaluate_arguments(evaluate)
     _add_parallel(evaluate)
 
     predict = sub.add_parser("predict", parents=[common], help="per-class scores f(x) for image files",
@@ -390,50 +395,67 @@ def _explain_split(args: argparse.Namespace) -> int:
                             rule=Rule(args.rule, eps=args.eps, alpha=args.alpha), bias=args.bias, depth=args.depth,
                             skips=skips, parallel=_parallel(args),
                             extra_settings={"data": str(Path(args.data).resolve()), "split": args.split})
-    print(f"{summary.path}: {summary.n_explained + summary.n_resumed} image(s) of {args.split} explained for "
-          f"{args.class_name!r} ({summary.n_resumed} kept from an interrupted run)")
+    print_store_summary(summary, args)
     report_skips(skips)
     return EXIT_OK
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from bowlrp.data.images import load_image
-    from bowlrp.errors import BowlrpError, SkipLog
-    from bowlrp.heatmap import colorize, overlay, write_png
+    from bowlrp.errors import BowlrpError
     from bowlrp.lrp import Rule, explain_image
     from bowlrp.pipeline import BowModel
 
     if args.data or args.store:
         return _explain_split(args)
+    model = BowModel.load(args.model)
+    if args.class_name not in model.class_names:
+        raise BowlrpError(f"unknown class {args.class_name!r}; the model knows {', '.join(model.class_names)}")
+    rule = Rule(args.rule, eps=args.eps, alpha=args.alpha)
+    explain_files(
+        args, lambda image: explain_image(model, image, args.class_name, rule=rule, bias=args.bias, depth=args.depth),
+        lambda r: f"f={r.score:+.4f}  sum R={float(r.relevance.sum()):+.4f}  bias={r.bias_relevance:+.4f}  "
+                  f"absorbed={r.absorbed:+.4f}  residual={r.residual:+.2e}",
+        f"explanation(s) of {args.class_name!r} ({rule.describe()}, bias {args.bias})")
+    return EXIT_OK
+
+
+def explain_files(args: argparse.Namespace, explain_one: Callable, describe: Callable, what: str) -> None:
+    """The per-image form of ``explain`` and ``dnn explain``: for every ``args.images`` file,
+    ``explain_one(image)`` and its ``.npz``, colour and overlay PNGs in ``args.out`` (named by the
+    file's stem), one ``describe(result)`` line each, then "<count> <what> written to <out>/";
+    unusable images are counted skips."""
+    from bowlrp.data.images import load_image
+    from bowlrp.errors import BowlrpError, SkipLog
+    from bowlrp.heatmap import colorize, overlay, write_png
+
     if not args.images or not args.out:
         raise BowlrpError("give IMAGE... with --out DIR, or --data DIR --split NAME --store OUT.h5")
     stems = [Path(p).stem for p in args.images]
     clash = sorted({s for s in stems if stems.count(s) > 1})
     if clash:
         raise BowlrpError(f"several images share the file name stem {clash[0]!r}; their outputs would collide")
-    model = BowModel.load(args.model)
-    if args.class_name not in model.class_names:
-        raise BowlrpError(f"unknown class {args.class_name!r}; the model knows {', '.join(model.class_names)}")
-    rule = Rule(args.rule, eps=args.eps, alpha=args.alpha)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     skips = SkipLog(strict=args.strict)
     for path, stem in zip(args.images, stems):
         try:
             image = load_image(path)
-            result = explain_image(model, image, args.class_name, rule=rule, bias=args.bias, depth=args.depth)
+            result = explain_one(image)
         except BowlrpError as exc:
             skips.add(path, str(exc))
             continue
         result.save_npz(out / f"{stem}.npz")
         write_png(out / f"{stem}.png", colorize(result.relevance))
         write_png(out / f"{stem}_overlay.png", overlay(image, result.relevance))
-        print(f"{path}: f={result.score:+.4f}  sum R={float(result.relevance.sum()):+.4f}  "
-              f"bias={result.bias_relevance:+.4f}  absorbed={result.absorbed:+.4f}  residual={result.residual:+.2e}")
-    print(f"{len(args.images) - len(skips)} explanation(s) of {args.class_name!r} ({rule.describe()}, "
-          f"bias {args.bias}) written to {out}/")
+        print(f"{path}: {describe(result)}")
+    print(f"{len(args.images) - len(skips)} {what} written to {out}/")
     report_skips(skips)
-    return EXIT_OK
+
+
+def print_store_summary(summary, args: argparse.Namespace) -> None:
+    """One line on a finished split store (``explain --store`` and ``dnn explain --store``)."""
+    print(f"{summary.path}: {summary.n_explained + summary.n_resumed} image(s) of {args.split} explained for "
+          f"{args.class_name!r} ({summary.n_resumed} kept from an interrupted run)")
 
 
 def cmd_merge_tiles(args: argparse.Namespace) -> int:

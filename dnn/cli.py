@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 # the main parser's shared argument sets and reports, so `bowlrp dnn ...` reads like `bowlrp ...`
-from cli import add_data_source, add_explain_targets, format_ap_table, report_skips
+from cli import (add_data_source, add_evaluate_arguments, add_explain_targets, explain_files, format_ap_table,
+                 print_store_summary, report_skips)
 
 # names only, so building the parser does not import torch (tests check them against dnn.lrp and dnn.models)
 ARCHITECTURES = ("smallcnn", "alexnet", "vgg16", "resnet18", "resnet50")
@@ -56,10 +56,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     evaluate = actions.add_parser("evaluate", parents=[common], help="per-class AP on a split (centre crop)",
                                   description="Score the centre crop of every image of a split and report VOC "
                                               "11-point AP per class, as 'bowlrp evaluate' does.")
-    evaluate.add_argument("--model", required=True, metavar="MODEL")
-    add_data_source(evaluate)
-    evaluate.add_argument("--split", default="test", help="split to evaluate (default test)")
-    evaluate.add_argument("--json", metavar="OUT.json", help="write {ap, map, n_images, skipped} here")
+    add_evaluate_arguments(evaluate)
     _device(evaluate)
 
     explain = actions.add_parser(
@@ -177,43 +174,12 @@ def _explain(args) -> int:
 
         if not (args.data and args.store) or args.images or args.out:
             raise BowlrpError("the split form takes --data DIR --split NAME --store OUT.h5 and no IMAGE/--out")
-        summary = explain_split(model, args.model, args, options)
-        print(f"{summary.path}: {summary.n_explained + summary.n_resumed} image(s) of {args.split} explained for "
-              f"{args.class_name!r} ({summary.n_resumed} kept from an interrupted run)")
+        print_store_summary(explain_split(model, args.model, args, options), args)
         return 0
-    return _explain_files(model, args, options)
-
-
-def _explain_files(model, args, options) -> int:
-    from bowlrp.data.images import load_image
-    from bowlrp.errors import BowlrpError, SkipLog
-    from bowlrp.heatmap import colorize, overlay, write_png
-
     from .store import explain_image
 
-    if not args.images or not args.out:
-        raise BowlrpError("give IMAGE... with --out DIR, or --data DIR --split NAME --store OUT.h5")
-    stems = [Path(p).stem for p in args.images]
-    clash = sorted({s for s in stems if stems.count(s) > 1})
-    if clash:
-        raise BowlrpError(f"several images share the file name stem {clash[0]!r}; their outputs would collide")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    skips = SkipLog(strict=args.strict)
-    for path, stem in zip(args.images, stems):
-        try:
-            image = load_image(path)
-        except BowlrpError as exc:
-            skips.add(path, str(exc))
-            continue
-        result = explain_image(model, image, args.class_name, **options)
-        result.save_npz(out / f"{stem}.npz")
-        write_png(out / f"{stem}.png", colorize(result.relevance))
-        write_png(out / f"{stem}_overlay.png", overlay(image, result.relevance))
-        print(f"{path}: f={result.score:+.4f}  sum R={float(result.relevance.sum()):+.4f}  "
-              f"absorbed={result.absorbed:+.4f}")
-    print(f"{len(args.images) - len(skips)} explanation(s) of {args.class_name!r} ({args.method}"
-          + (f", {args.composite}" if args.method == "lrp" else "") + f") written to {out}/")
-    report_skips(skips)
+    explain_files(args, lambda image: explain_image(model, image, args.class_name, **options),
+                  lambda r: f"f={r.score:+.4f}  sum R={float(r.relevance.sum()):+.4f}  absorbed={r.absorbed:+.4f}",
+                  f"explanation(s) of {args.class_name!r} ({args.method}"
+                  + (f", {args.composite}" if args.method == "lrp" else "") + ")")
     return 0
-

@@ -288,13 +288,14 @@ class DenseSift:
         # once and let each scale write its block, instead of holding all scales and a concatenated
         # copy (~40 MB each for a VOC image) at the same time
         origins = [dense_frame_origins(work.shape, phow_bound_min(size, max_size), size, int(self.step)) for size in sizes]
-        ends = np.cumsum([len(o) for o in origins])
+        counts = [len(o) for o in origins]
+        ends = np.cumsum(counts)
         n = int(ends[-1])
         out = DescriptorSet(
             values=np.empty((n, DESCRIPTOR_SIZE), dtype=np.float32),
             centers=np.empty((n, 2), dtype=np.float32),
-            bin_sizes=np.repeat(np.asarray(sizes, dtype=np.float32), [len(o) for o in origins]),
-            scales=np.repeat(np.arange(len(sizes), dtype=np.int16), [len(o) for o in origins]),
+            bin_sizes=np.repeat(np.asarray(sizes, dtype=np.float32), counts),
+            scales=np.repeat(np.arange(len(sizes), dtype=np.int16), counts),
             work_shape=work.shape,
             image_shape=grey.shape,
             angles=np.zeros(n, dtype=np.float32),

@@ -116,14 +116,14 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: Rule | None =
         raise BowlrpError(f"unknown class {class_name!r}; the model knows {', '.join(model.class_names)}")
     machine = model.classifier.estimators_[model.class_names.index(class_name)]
     features = model.features
+    by_bins = depth == "bins"
+    if by_bins and not all(isinstance(b.encoder, FisherEncoder) for b in features.blocks):
+        raise BowlrpError("depth 'bins' needs a Fisher-vector model (Appendix D.1); use depth 'descriptors'")
     descriptors = features.descriptors(image)
     forward = [block.forward(descriptors) for block in features.blocks]  # kept for the backward steps
     x = np.concatenate([f.vector for f in forward]).astype(np.float32)
     svm = explain_svm(machine, x, bias=bias, reference=reference)
 
-    by_bins = depth == "bins"
-    if by_bins and not all(isinstance(b.encoder, FisherEncoder) for b in features.blocks):
-        raise BowlrpError("depth 'bins' needs a Fisher-vector model (Appendix D.1); use depth 'descriptors'")
     R_l = np.zeros((len(descriptors), descriptors.values.shape[1]) if by_bins else len(descriptors))
     absorbed = 0.0
     for block, span, f in zip(features.blocks, features.block_slices, forward):
