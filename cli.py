@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--data", required=True, metavar="DIR", help="the tiled dataset (its ground_truth.json)")
     merge.add_argument("--out", required=True, metavar="DIR")
     merge.add_argument("--json", metavar="OUT.json", help="write the per-image and overall mask statistics here")
-    __import__("dnn.cli").cli.add_parser(sub, common)  # bowlrp dnn train|evaluate|explain (dnn/cli.py)
+    __import__("bowlrp.dnn.cli").dnn.cli.add_parser(sub, common)  # bowlrp dnn train|evaluate|explain (dnn/cli.py)
     return parser
 
 
@@ -378,7 +378,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def _explain_split(args: argparse.Namespace) -> int:
     from bowlrp.data import open_dataset
     from bowlrp.errors import BowlrpError, SkipLog
-    from bowlrp.lrp import Rule
+    from bowlrp.lrp import EncoderRule
     from bowlrp.lrp.store import explain_split
     from bowlrp.pipeline import BowModel
 
@@ -392,7 +392,7 @@ def _explain_split(args: argparse.Namespace) -> int:
     skips = SkipLog(strict=args.strict)
     skips.extend(dataset.skips)
     summary = explain_split(model, args.model, samples, args.class_name, args.store,
-                            rule=Rule(args.rule, eps=args.eps, alpha=args.alpha), bias=args.bias, depth=args.depth,
+                            rule=EncoderRule(args.rule, eps=args.eps, alpha=args.alpha), bias=args.bias, depth=args.depth,
                             skips=skips, parallel=_parallel(args),
                             extra_settings={"data": str(Path(args.data).resolve()), "split": args.split})
     print_store_summary(summary, args)
@@ -402,7 +402,7 @@ def _explain_split(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from bowlrp.errors import BowlrpError
-    from bowlrp.lrp import Rule, explain_image
+    from bowlrp.lrp import EncoderRule, explain_image
     from bowlrp.pipeline import BowModel
 
     if args.data or args.store:
@@ -410,7 +410,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     model = BowModel.load(args.model)
     if args.class_name not in model.class_names:
         raise BowlrpError(f"unknown class {args.class_name!r}; the model knows {', '.join(model.class_names)}")
-    rule = Rule(args.rule, eps=args.eps, alpha=args.alpha)
+    rule = EncoderRule(args.rule, eps=args.eps, alpha=args.alpha)
     explain_files(
         args, lambda image: explain_image(model, image, args.class_name, rule=rule, bias=args.bias, depth=args.depth),
         lambda r: f"f={r.score:+.4f}  sum R={float(r.relevance.sum()):+.4f}  bias={r.bias_relevance:+.4f}  "
@@ -501,7 +501,7 @@ def cmd_merge_tiles(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"data": cmd_data, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "explain": cmd_explain, "merge-tiles": cmd_merge_tiles, "dnn": lambda a: __import__("dnn.cli").cli.run(a)}
+            "explain": cmd_explain, "merge-tiles": cmd_merge_tiles, "dnn": lambda a: __import__("bowlrp.dnn.cli").dnn.cli.run(a)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

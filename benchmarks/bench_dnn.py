@@ -9,9 +9,9 @@ from .common import median_seconds, record
 
 
 def run(repeats: int = 5, size: int = 224, arch: str = "vgg16") -> list[dict]:
-    from dnn import models
-    from dnn.attribution import attribute
-    from dnn.lrp.zennit_compat import import_zennit
+    from bowlrp.dnn import models
+    from bowlrp.dnn.attribution import attribute
+    from bowlrp.dnn.lrp.zennit_compat import import_zennit
 
     zennit = import_zennit()
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ import numpy as np
 from bowlrp.encoding import FisherEncoder, GmmVocabulary, PcaProjection, SpatialPyramid
 from bowlrp.features import DenseSift
 from bowlrp.lrp.fisher import fisher_relevance
-from bowlrp.lrp.rules import Rule
+from bowlrp.lrp.rules import EncoderRule
 
 from .common import median_seconds, paired_median_seconds, record, voc_size_image
 
@@ -56,7 +56,7 @@ def run_lrp(repeats: int = 5, k: int = 256, d: int = 80) -> list[dict]:
     fv = encoder.vector(kept)
     w = np.random.default_rng(1).normal(size=fv.shape)
     relevance = w * fv  # what a linear SVM layer hands down (Eq. 4.8)
-    eps, ab = Rule("epsilon", 1.0), Rule("alphabeta", alpha=2.0)
+    eps, ab = EncoderRule("epsilon", 1.0), EncoderRule("alphabeta", alpha=2.0)
     ours_s, anchor_s = paired_median_seconds(
         lambda: fisher_relevance(encoder, values, positions, relevance, eps, forward=kept),
         lambda: encoder.encode(values, positions), repeats)

@@ -6,7 +6,7 @@ import io
 import pytest
 import torch
 
-from dnn import models
+from bowlrp.dnn import models
 
 
 def _n_params(model) -> int:
@@ -56,7 +56,7 @@ def test_state_dict_keys_follow_torchvision_naming():
 
 @pytest.mark.parametrize("arch", ["smallcnn", "alexnet", "resnet18"])
 def test_weights_only_round_trip_and_forward(arch, tmp_path):
-    from dnn.io import load_model, save_model
+    from bowlrp.dnn.io import load_model, save_model
 
     torch.manual_seed(0)
     model = models.build(arch, 4).eval()
@@ -74,7 +74,7 @@ def test_weights_only_round_trip_and_forward(arch, tmp_path):
 
 def test_loading_refuses_pickled_code(tmp_path):
     from bowlrp.errors import ModelError
-    from dnn.io import load_model, save_model
+    from bowlrp.dnn.io import load_model, save_model
 
     save_model(tmp_path / "m", models.build("smallcnn", 2), {"arch": "smallcnn", "classes": ["a", "b"],
                                                              "size": 112, "crop": 96})
@@ -89,8 +89,8 @@ def test_loading_refuses_pickled_code(tmp_path):
 
 
 def test_cli_name_lists_match_the_library():
-    from dnn import cli
-    from dnn.lrp import composites
+    from bowlrp.dnn import cli
+    from bowlrp.dnn.lrp import composites
 
     assert cli.ARCHITECTURES == tuple(models.ARCHITECTURES)
     assert cli.COMPOSITES == composites.COMPOSITES and cli.THESIS == composites.THESIS

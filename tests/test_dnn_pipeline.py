@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from dnn.preprocess import crop_offsets, cut, square, to_original
-from dnn.train import TrainConfig, hinge_loss, train
+from bowlrp.dnn.preprocess import crop_offsets, cut, square, to_original
+from bowlrp.dnn.train import TrainConfig, hinge_loss, train
 
 
 def test_square_copies_the_border_and_ten_crops_cover_corners_centre_and_mirrors():
@@ -48,7 +48,7 @@ class RedDetector(nn.Module):
 
     def __init__(self):
         super().__init__()
-        from dnn.models import IMAGENET_MEAN, IMAGENET_STD
+        from bowlrp.dnn.models import IMAGENET_MEAN, IMAGENET_STD
 
         a = torch.tensor([1.0, -1.0, -1.0])
         self.conv = nn.Conv2d(3, 1, 1)
@@ -65,7 +65,7 @@ class RedDetector(nn.Module):
 
 @pytest.mark.parametrize("method", ["lrp", "gradxinput"])
 def test_relevance_mass_is_centred_on_a_known_object_in_original_coordinates(method):
-    from dnn.store import explain_image
+    from bowlrp.dnn.store import explain_image
 
     h, w = 120, 240
     image = np.full((h, w, 3), 0.5, dtype=np.float32)
@@ -143,7 +143,7 @@ def cnn(toyvoc, tmp_path_factory):
 
 def test_cli_train_evaluate_explain_and_store(toyvoc, cnn, tmp_path, capsys):
     from bowlrp.data import load_image, open_dataset
-    from bowlrp.lrp.store import RelevanceStore
+    from bowlrp.store import RelevanceStore
     from cli import main
 
     model = cnn
@@ -185,9 +185,9 @@ def test_cli_train_evaluate_explain_and_store(toyvoc, cnn, tmp_path, capsys):
 def test_split_store_resumes_after_an_interruption(toyvoc, cnn, tmp_path, monkeypatch):
     import argparse
 
-    import dnn.store as store
-    from bowlrp.lrp.store import RelevanceStore
-    from dnn.io import load_model
+    import bowlrp.dnn.store as store
+    from bowlrp.store import RelevanceStore
+    from bowlrp.dnn.io import load_model
 
     model = load_model(cnn)
     cls = model.meta["classes"][0]
@@ -220,7 +220,7 @@ def test_split_store_resumes_after_an_interruption(toyvoc, cnn, tmp_path, monkey
 
 def test_training_starts_from_torchvision_layout_weights(toyvoc, tmp_path):
     from bowlrp.errors import BowlrpError
-    from dnn import models
+    from bowlrp.dnn import models
 
     paths, labels, classes = _trainval(toyvoc)
     paths, labels = paths[:4], labels[:4]

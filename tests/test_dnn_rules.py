@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from dnn import models
-from dnn.attribution import METHODS, ExplainError, attribute, explain
-from dnn.lrp import Composite, RuleHooks, default_canonizers
-from dnn.lrp import rules as R
-from dnn.lrp.composites import WEIGHTED, flat_region
-from dnn.lrp.zennit_compat import import_zennit
+from bowlrp.dnn import models
+from bowlrp.dnn.attribution import METHODS, ExplainError, attribute, explain
+from bowlrp.dnn.lrp import Composite, RuleHooks, default_canonizers
+from bowlrp.dnn.lrp import rules as R
+from bowlrp.dnn.lrp.composites import WEIGHTED, flat_region
+from bowlrp.dnn.lrp.zennit_compat import import_zennit
 
 TOL = 1e-4  # max abs difference, relative to the map's max abs
 
@@ -100,7 +100,7 @@ ZENNIT_CASES = ["epsilon", "zplus", "alpha2beta1", "alpha1beta0", "flat", "wsqua
 @pytest.mark.parametrize("name", ZENNIT_CASES)
 def test_rules_and_composites_match_zennit(nets, arch, name):
     model, x = nets[arch], _x(n=1 if arch == "vgg16" else 2)  # VGG-16: one image keeps CI fast
-    from dnn.lrp.composites import make_composite
+    from bowlrp.dnn.lrp.composites import make_composite
 
     composite = make_composite(name, model, low=-3.0, high=3.0) if name.endswith("zbox") else name
     ours, _ = attribute(model, x, 2, composite=composite)
@@ -337,7 +337,7 @@ def test_residual_canonizer_routes_inline_sums_and_is_undone(nets):
     routed = explain(foreign, x, 1)
     assert _rel_diff(routed, ours) <= 1e-10
     # without the canonizer the sum has no rule: relevance flows as a gradient, and the maps differ
-    from dnn.lrp import MergeBatchNorm
+    from bowlrp.dnn.lrp import MergeBatchNorm
 
     unrouted = explain(foreign, x, 1, canonizers=[MergeBatchNorm()])
     assert _rel_diff(unrouted, ours) > 1e-3
@@ -373,7 +373,7 @@ def test_local_renormalization_rule_matches_a_loop_over_eq_2_46(size):
 
 @pytest.mark.parametrize("arch", ["smallcnn", "resnet50"])
 def test_batchnorm_folding_is_exact(arch):
-    from dnn.lrp import MergeBatchNorm
+    from bowlrp.dnn.lrp import MergeBatchNorm
 
     torch.manual_seed(0)
     model = _randomise_batchnorm(models.build(arch, 3).eval()).double()  # default eps 1e-5

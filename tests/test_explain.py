@@ -11,7 +11,7 @@ from PIL import Image
 import cli
 from bowlrp.data import load_image, open_dataset
 from bowlrp.errors import SkipLog
-from bowlrp.lrp import Rule, explain_image
+from bowlrp.lrp import EncoderRule, explain_image
 from bowlrp.pipeline import BowModel, ParallelOptions, PipelineConfig, train_model
 
 CLASSES = ["aeroplane", "boat", "horse"]
@@ -48,7 +48,7 @@ def test_relevance_plus_bias_is_the_score_on_every_test_image(models, split, nam
         x = model.features.encode_image(image)
         for class_name in ("horse", "boat"):
             f = model.decision_function(x[None])[0, model.class_names.index(class_name)]
-            e = explain_image(model, image, class_name, rule=Rule("epsilon", 0.0))
+            e = explain_image(model, image, class_name, rule=EncoderRule("epsilon", 0.0))
             assert e.score == pytest.approx(f, rel=1e-9, abs=1e-12)
             assert e.residual == 0.0 or abs(e.residual) < 1e-12
             total = float(e.relevance.astype(np.float64).sum()) + e.bias_relevance
@@ -56,7 +56,7 @@ def test_relevance_plus_bias_is_the_score_on_every_test_image(models, split, nam
             assert e.relevance.shape == image.shape[:2]
 
 
-@pytest.mark.parametrize("rule", [Rule("epsilon", 1.0), Rule("epsilon", 100.0), Rule("alphabeta", alpha=2.0)],
+@pytest.mark.parametrize("rule", [EncoderRule("epsilon", 1.0), EncoderRule("epsilon", 100.0), EncoderRule("alphabeta", alpha=2.0)],
                          ids=lambda r: r.describe())
 def test_absorbed_relevance_closes_the_books(models, split, rule):
     model = models["fv-linear"]
@@ -65,7 +65,7 @@ def test_absorbed_relevance_closes_the_books(models, split, rule):
     assert e.bias_relevance == 0.0
     assert abs(float(e.relevance.astype(np.float64).sum()) + e.absorbed - e.score) <= 1e-4 * max(1.0, abs(e.score))
     if rule.name == "epsilon":
-        smaller = explain_image(model, image, "horse", rule=Rule("epsilon", rule.eps / 10), bias="uniform")
+        smaller = explain_image(model, image, "horse", rule=EncoderRule("epsilon", rule.eps / 10), bias="uniform")
         assert abs(smaller.absorbed) <= abs(e.absorbed)  # a larger stabiliser keeps more
 
 
@@ -168,7 +168,7 @@ def test_most_relevant_descriptors_matter_more_than_random_ones(larger_fv):
         scores = model.decision_function(model.features.encode_descriptors(descriptors)[None])[0]
         for column in np.flatnonzero(scores > 0):
             class_name = model.class_names[column]
-            e = explain_image(model, image, class_name, rule=Rule("epsilon", 1.0))
+            e = explain_image(model, image, class_name, rule=EncoderRule("epsilon", 1.0))
             drop = replacement_drop(model, descriptors, class_name, e.descriptor_relevance, fraction=0.1, repeats=2)
             assert drop["score"] == pytest.approx(scores[column])
             outcomes.append(drop["most_relevant"] < drop["random"])
@@ -206,7 +206,7 @@ def test_fv_horse_relevance_concentrates_on_the_watermark(watermark_study):
         if not boxes:
             continue
         e = explain_image(model, load_image(root / "JPEGImages" / f"{image_id}.jpg"), "horse",
-                          rule=Rule("epsilon", 100.0), depth="bins")
+                          rule=EncoderRule("epsilon", 100.0), depth="bins")
         ratios.append(positive_density_ratio(e.relevance, box_mask(e.relevance.shape, boxes)))
         horse_shown.append(any(o["name"] == "horse" for o in truth[image_id]["objects"]))
     ratios, horse_shown = np.array(ratios), np.array(horse_shown)

@@ -12,16 +12,16 @@ from bowlrp.features.descriptors import DescriptorSet
 from bowlrp.lrp.bow import bow_relevance
 from bowlrp.lrp.fisher import fisher_relevance
 from bowlrp.lrp.pixels import area_weights, flat_rule_map, original_frames, pixel_relevance, to_original
-from bowlrp.lrp.rules import Rule
+from bowlrp.lrp.rules import EncoderRule
 from bowlrp.lrp.svm import decomposable_relevance, distribute_bias, explain_svm
 from bowlrp.lrp.taylor import find_root_point, model_gradient, taylor_relevance
 from bowlrp.svm import BinarySvm, KernelSum, make_kernel
 
-RULES = [Rule("epsilon", 0.0), Rule("epsilon", 0.5), Rule("alphabeta", alpha=2.0), Rule("alphabeta", alpha=1.0),
-         Rule("absz")]
+RULES = [EncoderRule("epsilon", 0.0), EncoderRule("epsilon", 0.5), EncoderRule("alphabeta", alpha=2.0), EncoderRule("alphabeta", alpha=1.0),
+         EncoderRule("absz")]
 
 
-def reference_redistribution(z: np.ndarray, R: np.ndarray, groups: list[np.ndarray], rule: Rule) -> np.ndarray:
+def reference_redistribution(z: np.ndarray, R: np.ndarray, groups: list[np.ndarray], rule: EncoderRule) -> np.ndarray:
     """R_l from a dense (N, D) contribution matrix, one dimension at a time (Eqs. 2.22, 2.26, 2.7, 2.79).
 
     ``groups[d]`` are the descriptors that dimension d belongs to (its cell): the uniform fallback of
@@ -121,7 +121,7 @@ def test_fisher_relevance_without_pyramid_conserves_real_relevance():
     encoder = FisherEncoder(_gmm(k=8, d=6, seed=3), pyramid=None)
     values = rng.normal(scale=2.0, size=(300, 6)).astype(np.float32)
     R = rng.normal(size=encoder.dim)
-    ours, absorbed = fisher_relevance(encoder, values, None, R, Rule("epsilon", 0.0))
+    ours, absorbed = fisher_relevance(encoder, values, None, R, EncoderRule("epsilon", 0.0))
     assert ours.shape == (300,) and abs(ours.sum() - R.sum()) < 1e-8 * np.abs(R).sum() and abs(absorbed) < 1e-12 * np.abs(R).sum()
 
 

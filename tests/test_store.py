@@ -13,8 +13,8 @@ import pytest
 
 from bowlrp.data import open_dataset
 from bowlrp.errors import BowlrpError, SkipLog
-from bowlrp.lrp import Rule, explain_path
-from bowlrp.lrp.store import RelevanceStore, explain_split
+from bowlrp.lrp import EncoderRule, explain_path
+from bowlrp.store import RelevanceStore, explain_split
 from bowlrp.pipeline import ParallelOptions, PipelineConfig, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,14 +53,14 @@ def test_store_holds_what_explain_gives(model_dir, small_toyvoc, tmp_path):
 
     model = BowModel.load(model_dir)
     samples = open_dataset(small_toyvoc).split("test")[:5]
-    summary = explain_split(model, model_dir, samples, "horse", tmp_path / "s.h5", rule=Rule("epsilon", 1.0),
+    summary = explain_split(model, model_dir, samples, "horse", tmp_path / "s.h5", rule=EncoderRule("epsilon", 1.0),
                             parallel=ParallelOptions(progress=False))
     assert summary.n_explained == 5 and summary.n_resumed == 0
     assert not (tmp_path / "s.h5.parts").exists()
     with RelevanceStore(tmp_path / "s.h5") as store:
         assert store.ids == [s.image_id for s in samples]
         assert store.attrs["class_name"] == "horse" and store.attrs["eps"] == 1.0
-        direct = explain_path(model, samples[2].path, "horse", rule=Rule("epsilon", 1.0))
+        direct = explain_path(model, samples[2].path, "horse", rule=EncoderRule("epsilon", 1.0))
         item = store[samples[2].image_id]
         np.testing.assert_array_equal(item["relevance"], direct.relevance)
         np.testing.assert_array_equal(item["descriptor_relevance"], direct.descriptor_relevance)

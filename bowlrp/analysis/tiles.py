@@ -41,7 +41,7 @@ def tile_layout(dataset_root: str | Path) -> dict:
 
 
 def merge_store(store, layout: dict) -> list[MergedMap]:
-    """Average the tile maps of a :class:`~bowlrp.lrp.store.RelevanceStore` per source image."""
+    """Average the tile maps of a :class:`~bowlrp.store.RelevanceStore` per source image."""
     groups: dict[str, list[tuple[np.ndarray, tuple[int, int]]]] = {}
     for tile_id, item in store.items():
         info = layout["images"].get(tile_id)

@@ -14,6 +14,6 @@ the whole pipeline     :mod:`bowlrp.pipeline`               :mod:`.explain`
 The encoder-layer rules (epsilon, alpha-beta, |z|) are in :mod:`.rules`.
 """
 from .explain import Explanation, explain_image, explain_path
-from .rules import Rule
+from .rules import EncoderRule
 
-__all__ = ["Explanation", "Rule", "explain_image", "explain_path"]
+__all__ = ["Explanation", "EncoderRule", "explain_image", "explain_path"]

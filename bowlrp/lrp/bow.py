@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..encoding.bow import HardVqEncoder, RankBowEncoder
-from .rules import Rule, multipliers
+from .rules import EncoderRule, multipliers
 
 
 def _contributions(mapped: np.ndarray, pooling) -> np.ndarray:
@@ -35,7 +35,7 @@ def _contributions(mapped: np.ndarray, pooling) -> np.ndarray:
 
 
 def bow_relevance(encoder: RankBowEncoder | HardVqEncoder, values: np.ndarray, positions: np.ndarray | None,
-                  relevance: np.ndarray, rule: Rule) -> tuple[np.ndarray, float]:
+                  relevance: np.ndarray, rule: EncoderRule) -> tuple[np.ndarray, float]:
     """Relevance of every descriptor.
 
     Parameters
@@ -47,7 +47,7 @@ def bow_relevance(encoder: RankBowEncoder | HardVqEncoder, values: np.ndarray, p
         Normalised positions for the spatial pyramid.
     relevance : (n_cells * K,) float
         R_d of this encoder's block of the feature vector.
-    rule : Rule
+    rule : EncoderRule
 
     Returns
     -------

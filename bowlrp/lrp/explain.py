@@ -25,7 +25,7 @@ from .bow import bow_relevance
 from .fisher import fisher_relevance
 from .pixels import original_frames, pixel_relevance
 from .projection import projection_relevance
-from .rules import Rule
+from .rules import EncoderRule
 from .svm import explain_svm
 
 DEPTHS = ("descriptors", "bins")
@@ -51,7 +51,7 @@ class Explanation:
         R_d of every feature dimension.
     class_name : str
     settings : dict
-        Rule, bias option and depth used.
+        EncoderRule, bias option and depth used.
     """
 
     relevance: np.ndarray
@@ -88,7 +88,7 @@ class Explanation:
         atomic_write_bytes(path, npz_bytes(self.arrays()))
 
 
-def explain_image(model, image: np.ndarray, class_name: str, rule: Rule | None = None, bias: str = "keep",
+def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule | None = None, bias: str = "keep",
                   depth: str = "descriptors", reference: np.ndarray | None = None) -> Explanation:
     """Explain ``model``'s score for ``class_name`` on one image.
 
@@ -99,7 +99,7 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: Rule | None =
         As :func:`bowlrp.data.load_image` returns it.
     class_name : str
         One of ``model.class_names``.
-    rule : Rule
+    rule : EncoderRule
         Encoder-layer rule (default: epsilon with eps = 0).
     bias : {"keep", "uniform", "weighted"}
     depth : {"descriptors", "bins"}
@@ -109,7 +109,7 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: Rule | None =
     reference : (M, D) float, optional
         Root-point candidates for non-decomposable kernels (default: the machine's support vectors).
     """
-    rule = rule or Rule()
+    rule = rule or EncoderRule()
     if depth not in DEPTHS:
         raise BowlrpError(f"unknown depth {depth!r}; choose one of {', '.join(DEPTHS)}")
     if class_name not in model.class_names:

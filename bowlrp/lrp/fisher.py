@@ -35,7 +35,7 @@ from numba import njit, prange
 from ..encoding.fisher import MOMENT_BLOCKS, FisherEncoder, FisherForward
 from ..encoding.pyramid import atoms_to_cells, cells_to_atoms
 from ..encoding.vocabulary import VL_GMM_MIN_PRIOR
-from .rules import Rule, multipliers
+from .rules import EncoderRule, multipliers
 
 _SQRT2 = math.sqrt(2.0)
 # descriptor blocks handed to the threads of the per-descriptor pass (more than cores, for balance)
@@ -116,7 +116,7 @@ def _descriptor_relevance(X, indptr, component, gamma, atom_of, means, inv_sigma
 
 
 def fisher_relevance(encoder: FisherEncoder, values: np.ndarray, positions: np.ndarray | None,
-                     relevance: np.ndarray, rule: Rule, per_dimension: bool = False,
+                     relevance: np.ndarray, rule: EncoderRule, per_dimension: bool = False,
                      forward: FisherForward | None = None) -> tuple[np.ndarray, float]:
     """Relevance of every descriptor (or every descriptor dimension) for the FV block's ``R_d``.
 
@@ -130,7 +130,7 @@ def fisher_relevance(encoder: FisherEncoder, values: np.ndarray, positions: np.n
     relevance : (encoder.dim,) float
         R_d for this encoder's part of the feature vector, in its layout (cells, then
         ``[pi | mu | sigma]`` per cell).
-    rule : Rule
+    rule : EncoderRule
     per_dimension : bool
         Keep the descriptor dimensions apart (Eq. D.3): ``R_l`` becomes (N, D); relevance that belongs
         to no single dimension (pi terms, the uniform fallback) is shared evenly by the D dimensions.

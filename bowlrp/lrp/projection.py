@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..encoding import PcaProjection
-from .rules import Rule, multipliers
+from .rules import EncoderRule, multipliers
 
 
 def projection_relevance(projection: PcaProjection, raw: np.ndarray, relevance: np.ndarray,
-                         rule: Rule) -> tuple[np.ndarray, float]:
+                         rule: EncoderRule) -> tuple[np.ndarray, float]:
     """Relevance of every raw descriptor dimension.
 
     Parameters
@@ -27,7 +27,7 @@ def projection_relevance(projection: PcaProjection, raw: np.ndarray, relevance: 
         Descriptors before the projection.
     relevance : (N, D) float
         Relevance of the reduced dimensions.
-    rule : Rule
+    rule : EncoderRule
 
     Returns
     -------

@@ -30,7 +30,7 @@ RULES = ("epsilon", "alphabeta", "absz")
 
 
 @dataclass(frozen=True)
-class Rule:
+class EncoderRule:
     """A redistribution rule and its parameters.
 
     Parameters
@@ -76,7 +76,7 @@ class Multipliers:
     absorbed: float          # relevance of reached dimensions that the messages do not hand on
 
 
-def multipliers(rule: Rule, relevance: np.ndarray, z_pos: np.ndarray, z_neg: np.ndarray) -> Multipliers:
+def multipliers(rule: EncoderRule, relevance: np.ndarray, z_pos: np.ndarray, z_neg: np.ndarray) -> Multipliers:
     """The multipliers for dimensions with relevance ``R_d`` and contribution sums ``z_d^+ >= 0``,
     ``z_d^- <= 0`` (arrays of one shape, float64)."""
     R = np.asarray(relevance, dtype=np.float64)

@@ -2,7 +2,7 @@
 
 Methods (all return a tensor shaped like ``x``):
 
-* ``lrp``: the composite's rules (:mod:`dnn.lrp.composites`) as a modified backward pass, started with
+* ``lrp``: the composite's rules (:mod:`bowlrp.dnn.lrp.composites`) as a modified backward pass, started with
   ``R = f_k(x)`` at the target output (Section 2.3.2), after folding BatchNorm and routing residual sums.
 * ``gradient``: ``d f_k / d x`` (sensitivity); ``gradxinput``: ``x * d f_k / d x``.
 * ``deconvnet`` / ``guided``: ReLUs pass ``relu(grad)`` / ``relu(grad) * (x > 0)`` backwards.
@@ -129,7 +129,7 @@ def explain(model: nn.Module, x: torch.Tensor, target: Target, method: str = "lr
     method : str
         One of :data:`METHODS`.
     composite : str or Composite
-        For ``method="lrp"``: a name from :data:`dnn.lrp.composites.COMPOSITES` or a Composite.
+        For ``method="lrp"``: a name from :data:`bowlrp.dnn.lrp.composites.COMPOSITES` or a Composite.
     flat_depth : int, optional
         For the ``*-flat`` composites: how many of the lowest Conv/Linear layers use the flat rule (default 1).
     **options

@@ -15,14 +15,14 @@ from torch import nn
 
 from .canonizers import Canonizer
 from .composites import Composite
-from .rules import Rule
+from .rules import LayerRule
 
 
 class _RuleNode(torch.autograd.Function):
     """Identity in the forward pass; the rule's map in the backward pass."""
 
     @staticmethod
-    def forward(ctx, rule: Rule, module: nn.Module, output: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, rule: LayerRule, module: nn.Module, output: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
         ctx.rule, ctx.module = rule, module
         ctx.save_for_backward(output, *inputs)
         return output.clone()
@@ -77,7 +77,7 @@ class RuleHooks:
         self._applied = []
 
 
-def _make_hook(rule: Rule):
+def _make_hook(rule: LayerRule):
     def hook(module: nn.Module, inputs: tuple, output: torch.Tensor):
         if not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
             return None

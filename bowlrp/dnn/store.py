@@ -5,7 +5,7 @@ The per-image arrays follow the ``.npz`` contract of ``bowlrp explain`` (:mod:`b
 ``bias_relevance`` (0: biases are not split off here), ``absorbed`` (``score - sum relevance``: what the
 rules and biases did not hand down; for gradient methods simply the difference), ``residual`` (0),
 and empty ``descriptor_relevance`` ``(0,)`` / ``descriptor_frames`` ``(0, 4)`` (a DNN has no descriptors).
-Splits are written with the resumable part files and the HDF5 layout of :mod:`bowlrp.lrp.store`.
+Splits are written with the resumable part files and the HDF5 layout of :mod:`bowlrp.store`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 from torch import nn
 
 from bowlrp.lrp.explain import Explanation
-from bowlrp.lrp.store import SplitParts, StoreSummary, model_digest
+from bowlrp.store import SplitParts, StoreSummary, model_digest
 
 from .attribution import attribute
 from .preprocess import centre_input, to_original
@@ -42,7 +42,7 @@ def explain_image(model: nn.Module, image: np.ndarray, class_name: str, method: 
 
 def explain_split(model: nn.Module, model_dir: str | Path, args: argparse.Namespace, options: dict) -> StoreSummary:
     """Explain every image of ``args.split`` into the store ``args.store`` (resumable, as
-    :func:`bowlrp.lrp.store.explain_split`: one atomic part file per image, assembled at the end)."""
+    :func:`bowlrp.store.explain_split`: one atomic part file per image, assembled at the end)."""
     from bowlrp.data import open_dataset
     from bowlrp.data.images import load_image
     from bowlrp.errors import BowlrpError, SkipLog

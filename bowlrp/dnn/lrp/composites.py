@@ -51,11 +51,11 @@ def _sum_types() -> tuple:
 class Composite:
     """Rules by layer type and name; see the module docstring."""
 
-    def __init__(self, mapping: Sequence[tuple[Matcher, R.Rule]], name: str = "custom"):
+    def __init__(self, mapping: Sequence[tuple[Matcher, R.LayerRule]], name: str = "custom"):
         self.mapping = list(mapping)
         self.name = name
 
-    def rule_for(self, name: str, module: nn.Module) -> R.Rule | None:
+    def rule_for(self, name: str, module: nn.Module) -> R.LayerRule | None:
         for matcher, rule in self.mapping:
             if isinstance(matcher, str):
                 if fnmatch.fnmatchcase(name, matcher):
@@ -64,7 +64,7 @@ class Composite:
                 return rule
         return None
 
-    def assign(self, model: nn.Module) -> dict[str, tuple[nn.Module, R.Rule]]:
+    def assign(self, model: nn.Module) -> dict[str, tuple[nn.Module, R.LayerRule]]:
         """``{name: (module, rule)}`` for every module of ``model`` that gets a rule."""
         out = {}
         for name, module in model.named_modules():
@@ -76,7 +76,7 @@ class Composite:
         return out
 
 
-def base_mapping() -> list[tuple[Matcher, R.Rule]]:
+def base_mapping() -> list[tuple[Matcher, R.LayerRule]]:
     """Rules for parameter-free layers, shared by every LRP composite."""
     return [(PASS_THROUGH, R.Pass()), (nn.LocalResponseNorm, R.LocalRenormalization()), (_sum_types(), R.Norm()),
             (AVERAGE_POOLING, R.Norm())]

@@ -4,7 +4,7 @@ zennit's package ``__init__`` imports its torchvision canonizers.
 
 The CI installs zennit with ``--no-deps`` so it does not pull torchvision and a second torch; zennit's
 ``zennit/torchvision.py`` only needs the two ResNet block classes, which this shim provides from
-:mod:`dnn.models` (the project's blocks have torchvision's layout). A missing zennit is an ImportError,
+:mod:`bowlrp.dnn.models` (the project's blocks have torchvision's layout). A missing zennit is an ImportError,
 so the tests that need it fail rather than skip.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ def import_zennit():
     """``import zennit`` (with ``zennit.attribution/canonizers/composites/rules`` loaded); see the module doc."""
     shim = "torchvision" not in sys.modules and importlib.util.find_spec("torchvision") is None
     if shim:
-        from dnn import models
+        from bowlrp.dnn import models
 
         tv = types.ModuleType("torchvision")
         tv_models = types.ModuleType("torchvision.models")

@@ -3,10 +3,10 @@
 * :class:`MergeBatchNorm` folds every (eval-mode) BatchNorm into the Conv/Linear right before it
   (Eq. 2.47 turned into the layer's weights and bias) and makes the BatchNorm an identity.
 * :class:`ResidualSum` routes residual sums of ResNet blocks written with a plain ``+`` through an
-  :class:`~dnn.models.Add` module, so the sum gets its own rule (Eq. 2.39). The project's own ResNet
+  :class:`~bowlrp.dnn.models.Add` module, so the sum gets its own rule (Eq. 2.39). The project's own ResNet
   blocks already use ``Add``; the canonizer is for foreign blocks of the torchvision layout.
 
-Each canonizer is applied with ``apply(model)`` and undone with ``remove()``; :class:`~dnn.lrp.attributor`
+Each canonizer is applied with ``apply(model)`` and undone with ``remove()``; :class:`~bowlrp.dnn.lrp.attributor`
 does both around every explanation, so parameters and forward functions are bit-for-bit what they were.
 """
 from __future__ import annotations

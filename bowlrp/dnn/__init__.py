@@ -1,10 +1,10 @@
 """PyTorch models and their LRP explanations (SPEC section 5).
 
->>> from dnn import load_model, explain            # doctest: +SKIP
+>>> from bowlrp.dnn import load_model, explain            # doctest: +SKIP
 >>> model = load_model("models/smallcnn")           # eval mode
 >>> R = explain(model, x, target=3)                 # (B, 3, H, W), like x
 
-Attributes are imported on first use, so ``import dnn`` (and the CLI's parser) does not load torch.
+Attributes are imported on first use, so ``import bowlrp.dnn`` (and the CLI's parser) does not load torch.
 """
 from __future__ import annotations
 

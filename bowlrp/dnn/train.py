@@ -31,7 +31,7 @@ from .io import load_tensors, save_model, tensor_bytes
 from .models import HEAD, INPUT_GEOMETRY, build
 from .preprocess import N_CROPS, centre_input, cut, image_tensor, normalize, square
 
-log = logging.getLogger("dnn.train")
+log = logging.getLogger(__name__)
 CHECKPOINT, CHECKPOINT_JSON = "checkpoint.pt", "checkpoint.json"
 
 

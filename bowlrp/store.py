@@ -32,11 +32,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import BowlrpError, SkipLog
-from ..parallel import ItemResult, guarded, parallel_map
-from ..persistence import ARRAYS_NPZ, MODEL_JSON, atomic_write_bytes, atomic_write_json, npz_bytes
-from .explain import explain_path
-from .rules import Rule
+from .errors import BowlrpError, SkipLog
+from .parallel import ItemResult, guarded, parallel_map
+from .persistence import ARRAYS_NPZ, MODEL_JSON, atomic_write_bytes, atomic_write_json, npz_bytes
+from .lrp.explain import explain_path
+from .lrp.rules import EncoderRule
 
 STORE_FORMAT = "bowlrp.relevance"
 STORE_VERSION = 1
@@ -114,7 +114,7 @@ class StoreSummary:
 
 
 def explain_split(model, model_dir: str | Path, samples: Sequence, class_name: str, out: str | Path,
-                  rule: Rule | None = None, bias: str = "keep", depth: str = "descriptors",
+                  rule: EncoderRule | None = None, bias: str = "keep", depth: str = "descriptors",
                   skips: SkipLog | None = None, parallel=None, extra_settings: dict | None = None) -> StoreSummary:
     """Explain ``class_name`` on every sample and write the store ``out`` (resumable, see module doc).
 
@@ -127,9 +127,9 @@ def explain_split(model, model_dir: str | Path, samples: Sequence, class_name: s
     parallel : ParallelOptions, optional
         Images are explained in parallel; each worker writes its own part file.
     """
-    from ..pipeline import ParallelOptions
+    from .pipeline import ParallelOptions
 
-    rule = rule or Rule()
+    rule = rule or EncoderRule()
     skips = skips if skips is not None else SkipLog()
     parallel = parallel or ParallelOptions()
     settings = {"class_name": class_name, "rule": rule.name, "eps": rule.eps, "alpha": rule.alpha, "bias": bias,

@@ -84,7 +84,7 @@ def _params(module: nn.Module) -> tuple[Tensor, Tensor | None]:
     return module.weight.detach(), None if bias is None else bias.detach()
 
 
-class Rule:
+class LayerRule:
     """Base class: a backward map for one module call."""
 
     def backward(self, module: nn.Module, inputs: Sequence[Tensor], output: Tensor,
@@ -96,7 +96,7 @@ class Rule:
         return f"{type(self).__name__}({args})"
 
 
-class Epsilon(Rule):
+class Epsilon(LayerRule):
     """Epsilon rule (Eq. 2.22) for Conv/Linear; ``eps=0`` is the plain z-rule (Eq. 2.31)."""
 
     def __init__(self, eps: float = 1e-6):
@@ -110,7 +110,7 @@ class Epsilon(Rule):
         return (x * op.transpose(s, w, x.shape),)
 
 
-class AlphaBeta(Rule):
+class AlphaBeta(LayerRule):
     """Alpha-beta rule (Eq. 2.26) with ``alpha - beta = 1``; defaults alpha=2, beta=1 (the thesis' beta=-1)."""
 
     def __init__(self, alpha: float = 2.0, beta: float = 1.0, stabilizer: float = DEFAULT_STABILIZER):
@@ -154,7 +154,7 @@ class ZPlus(AlphaBeta):
         super().__init__(1.0, 0.0, stabilizer)
 
 
-class _InputFree(Rule):
+class _InputFree(LayerRule):
     """Rules whose contributions do not depend on the input: ``R_i = sum_j m_ij / sum_i' m_i'j R_j``."""
 
     stabilizer = DEFAULT_STABILIZER
@@ -190,7 +190,7 @@ class WSquare(_InputFree):
         return w * w
 
 
-class ZBox(Rule):
+class ZBox(LayerRule):
     """z^B rule for inputs bounded by ``low <= x <= high`` (scalars or tensors broadcastable to x)."""
 
     def __init__(self, low: float | Tensor, high: float | Tensor, stabilizer: float = DEFAULT_STABILIZER):
@@ -209,14 +209,14 @@ class ZBox(Rule):
         return (x * op.transpose(s, w, shape) - low * op.transpose(s, wp, shape) - high * op.transpose(s, wn, shape),)
 
 
-class Pass(Rule):
+class Pass(LayerRule):
     """Identity: the relevance of the output is the relevance of the (single) input (Eq. 2.37)."""
 
     def backward(self, module, inputs, output, relevance):
         return (relevance,) + (None,) * (len(inputs) - 1)
 
 
-class Norm(Rule):
+class Norm(LayerRule):
     """Epsilon rule on a parameter-free mapping (average pooling, sums of several inputs, Eq. 2.39)."""
 
     def __init__(self, stabilizer: float = DEFAULT_STABILIZER):
@@ -243,7 +243,7 @@ def _pool_as_average(module: nn.Module) -> Callable[[Tensor], Tensor]:
     raise TypeError(f"no flat pooling rule for {type(module).__name__}")
 
 
-class FlatPool(Rule):
+class FlatPool(LayerRule):
     """Flat rule for a pooling layer: R_j spread uniformly over its window (used inside the flat depth)."""
 
     def backward(self, module, inputs, output, relevance):
@@ -263,7 +263,7 @@ def _channel_window_sum(v: Tensor, before: int, after: int) -> Tensor:
     return sum(padded[:, o:o + v.shape[1]] for o in range(n))
 
 
-class LocalRenormalization(Rule):
+class LocalRenormalization(LayerRule):
     """Local response normalisation ``z_j = x_j / (k + b sum_{i in W(j)} x_i^2)^c`` (``b = alpha / size``,
     ``c = beta``; Eq. 2.42 with k = 1) decomposed by its first-order expansion (Eqs. 2.43-2.46): neuron j
     keeps ``v_jj = x_j / (k + b x_j^2)^c`` and every other neuron i of its window gets the negative share
@@ -287,14 +287,14 @@ class LocalRenormalization(Rule):
         return (own * s + x2 * to_neighbours,)
 
 
-class DeconvReLU(Rule):
+class DeconvReLU(LayerRule):
     """Deconvnet backward through a ReLU: ``relu(grad)``, ignoring the forward mask."""
 
     def backward(self, module, inputs, output, relevance):
         return (relevance.clamp(min=0),)
 
 
-class GuidedReLU(Rule):
+class GuidedReLU(LayerRule):
     """Guided backprop through a ReLU: ``relu(grad) * (x > 0)``."""
 
     def backward(self, module, inputs, output, relevance):
