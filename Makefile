@@ -33,7 +33,7 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: setup
-	$(PY) -m bowlrp.demo --out $(DEMO_OUT)
+	$(PY) -m bowlrp.cli.demo --out $(DEMO_OUT)
 
 test: setup
 	$(PY) -m pytest -q -ra

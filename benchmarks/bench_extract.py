@@ -14,7 +14,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bowlrp.errors import SkipLog
-from bowlrp.pipeline import ParallelOptions, encode_files
+from bowlrp.parallel import ParallelOptions
+from bowlrp.pipeline import encode_files
 
 from .bench_lrp import benchmark_images, benchmark_model
 from .common import median_seconds, paired_median_seconds, record

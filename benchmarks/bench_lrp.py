@@ -54,7 +54,7 @@ def benchmark_model(k: int = 256, d: int = 80) -> BowModel:
 
 def _cli_peak(model_dir: Path, image_path: Path, out_dir: Path) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of one ``bowlrp explain`` process."""
-    code = "import sys, cli; sys.exit(cli.main(sys.argv[1:]))"
+    code = "import sys; from bowlrp.cli import main; sys.exit(main(sys.argv[1:]))"
     args = [sys.executable, "-c", code, "explain", "--model", str(model_dir), "--class", "cat",
             "--out", str(out_dir), str(image_path)]
     start = time.perf_counter()

@@ -74,34 +74,50 @@ def _dask_backend(scheduler: str | None, n_workers: int) -> Iterator[None]:
             cluster.close()
 
 
+@dataclass(frozen=True)
+class ParallelOptions:
+    """How dataset-scale work is spread over workers.
+
+    Attributes
+    ----------
+    n_jobs : int
+        Worker count; 1 runs in this process (no pickling, easiest to debug); -1 uses every core.
+    backend : {"loky", "threading", "dask"}
+        joblib backend. ``dask`` uses ``scheduler`` (``tcp://host:port``) or, when it is None, a
+        local cluster of ``n_jobs`` workers on 127.0.0.1.
+    scheduler : str or None
+        Dask scheduler address.
+    progress : bool
+        Show a progress bar on stderr (only when it is a terminal, so logs stay clean).
+    """
+
+    n_jobs: int = 1
+    backend: str = "loky"
+    scheduler: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise BowlrpError(f"unknown parallel backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if self.n_jobs == 0 or self.n_jobs < -1:
+            raise BowlrpError(f"n_jobs must be a positive worker count or -1 (every core), got {self.n_jobs}")
+
+
 def parallel_map(
     func: Callable[..., ItemResult],
     items: Sequence[Any],
     args_of: Callable[[Any], tuple] = lambda item: (item,),
-    *,
-    n_jobs: int = 1,
-    backend: str = "loky",
-    scheduler: str | None = None,
+    options: ParallelOptions | None = None,
     desc: str | None = None,
-    progress: bool = True,
 ) -> list[ItemResult]:
-    """Apply ``func(*args_of(item))`` to every item, in order, in parallel.
+    """Apply ``func(*args_of(item))`` to every item, in order, spread as ``options`` says.
 
-    Parameters
-    ----------
-    func : callable returning :class:`ItemResult`
-        Must be picklable (a module-level function) for process and Dask backends.
-    n_jobs : int
-        Worker count; 1 runs in this process (no pickling, easiest to debug).
-    backend : {"loky", "threading", "dask"}
-        ``dask`` uses ``scheduler`` (``tcp://host:port``) or, when it is None, a local cluster of
-        ``n_jobs`` workers on 127.0.0.1.
-    progress : bool
-        Show a progress bar on stderr (only when it is a terminal, so logs stay clean).
+    ``func`` returns an :class:`ItemResult` and must be picklable (a module-level function) for
+    the process and Dask backends.
     """
-    if backend not in BACKENDS:
-        raise BowlrpError(f"unknown parallel backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    bar = tqdm(total=len(items), desc=desc, disable=not progress or not sys.stderr.isatty(),
+    options = options or ParallelOptions()
+    n_jobs, backend = options.n_jobs, options.backend
+    bar = tqdm(total=len(items), desc=desc, disable=not options.progress or not sys.stderr.isatty(),
                unit="img", leave=False)
     results: list[ItemResult] = []
     try:
@@ -112,7 +128,7 @@ def parallel_map(
             return results
         calls: Iterable = (joblib.delayed(func)(*args_of(item)) for item in items)
         if backend == "dask":
-            with _dask_backend(scheduler, n_jobs if n_jobs > 0 else 2):
+            with _dask_backend(options.scheduler, n_jobs if n_jobs > 0 else 2):
                 for res in joblib.Parallel(n_jobs=-1, return_as="generator")(calls):
                     results.append(res)
                     bar.update()

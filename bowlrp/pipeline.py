@@ -30,10 +30,14 @@ from .encoding import (FisherEncoder, GmmVocabulary, HardVqEncoder, KMeansVocabu
                        PcaProjection, RankBowEncoder, SpatialPyramid)
 from .encoding.fisher import FisherForward
 from .errors import BowlrpError, ImageError, ModelError, SkipLog
+from .explanation import Explanation
 from .features.descriptors import DescriptorSet
 from .features.dsift import DenseSift
-from .parallel import ItemResult, guarded, parallel_map
-from .persistence import load_stages, prefixed, save_stages, unprefixed
+from .lrp.explain import BowLrp, explain_image
+from .lrp.rules import EncoderRule
+from .model import Model, require_cpu
+from .parallel import ItemResult, ParallelOptions, guarded, parallel_map
+from .persistence import ARRAYS_NPZ, MODEL_JSON, load_stages, prefixed, save_stages, unprefixed
 from .svm import KernelSum, OneVsRestSvm, make_kernel
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,8 @@ class PipelineConfig:
         GMM components (fisher) or k-means words (rankbow, vq), per block.
     pca_dims : int or None
         Descriptor dimensions after PCA; None keeps the raw 128 SIFT dimensions.
-    bin_sizes, step, sift_backend, max_rows : dense SIFT parameters (SPEC §3.1).
+    bin_sizes, step, sift_backend, max_rows : dense SIFT parameters
+        (:class:`~bowlrp.features.dsift.DenseSift`; the VOC setup of Section 4.2 and Appendix D.1).
     sift_orientation : {"upright", "dominant"}
         Upright ``vl_dsift`` descriptors (VOC) or frames turned to their main gradient (shapes task).
     per_scale : bool
@@ -62,9 +67,8 @@ class PipelineConfig:
     pyramid : bool
         Spatial pyramid 1×1 + 2×2 + 3×1 (8 cells) on top of the encoding.
     max_descriptors : int
-        Size of the random descriptor sample the projection and vocabularies are fitted on
-        (SPEC §3.2 allows up to ~1e6; scikit-learn's EM for K=256 costs ~4 s per iteration
-        per 200k descriptors on 2 cores, so the default stays at 200k).
+        Size of the random descriptor sample the projection and vocabularies are fitted on;
+        the vocabulary's fitting time grows linearly with it.
     C : float or None
         SVM regularisation; None picks it per class on a validation split.
     seed : int
@@ -98,6 +102,19 @@ class PipelineConfig:
         if self.n_words < 1:
             raise BowlrpError("the vocabulary needs at least one word")
 
+    @classmethod
+    def with_defaults(cls, encoder: str = "fisher", n_words: int | None = None, pca_dims: int | None = None,
+                      **settings) -> "PipelineConfig":
+        """A configuration with the family's usual sizes for ``encoder`` where a size is None:
+        256 GMM components and PCA to 80 dimensions for Fisher vectors (Section 4.2), 128 words and
+        no PCA for the BoW encoders (Section 2.4.3). ``pca_dims=0`` means no PCA."""
+        fisher = encoder == "fisher"
+        if n_words is None:
+            n_words = 256 if fisher else 128
+        if pca_dims is None:
+            pca_dims = 80 if fisher else 0
+        return cls(encoder=encoder, n_words=n_words, pca_dims=pca_dims or None, **settings)
+
     def to_json(self) -> dict:
         out = asdict(self)
         out["bin_sizes"] = list(self.bin_sizes)
@@ -120,7 +137,7 @@ class Block:
     @property
     def vocabulary(self) -> GmmVocabulary | KMeansVocabulary:
         """The encoder's vocabulary (the encoder owns it, and stores it with its own state)."""
-        return self.encoder.gmm if isinstance(self.encoder, FisherEncoder) else self.encoder.vocab
+        return self.encoder.vocabulary
 
     def prepare(self, descriptors: DescriptorSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What the encoder sees: ``(index into descriptors (n,), projected values (n, D), positions (n, 2))``.
@@ -135,12 +152,8 @@ class Block:
     def forward(self, descriptors: DescriptorSet) -> BlockForward:
         """The block's forward pass with what its relevance step reads back (the FV posteriors)."""
         index, values, positions = self.prepare(descriptors)
-        if isinstance(self.encoder, FisherEncoder):
-            kept = self.encoder.forward(values, positions)
-            vector = self.encoder.vector(kept)
-        else:
-            kept, vector = None, self.encoder.encode(values, positions)
-        return BlockForward(index, values, positions, kept, vector)
+        kept = self.encoder.forward(values, positions)
+        return BlockForward(index, values, positions, kept, self.encoder.vector(kept))
 
     def encode(self, descriptors: DescriptorSet) -> np.ndarray:
         """Image vector of this block, ``(encoder.dim,)`` float32."""
@@ -159,8 +172,9 @@ class BlockForward:
         Those descriptors as the encoder sees them (after PCA).
     positions : (n, 2) float32
         Normalised positions.
-    kept : FisherForward or None
-        What the Fisher-vector encoder's relevance step reads back (posteriors, denominators).
+    kept : FisherForward or (n_cells, K) ndarray
+        The encoder's ``forward`` result: what its relevance step reads back (for Fisher vectors
+        the posteriors and denominators; for BoW the pooled cells).
     vector : (encoder.dim,) float32
         The block's image vector.
     """
@@ -168,7 +182,7 @@ class BlockForward:
     index: np.ndarray
     values: np.ndarray
     positions: np.ndarray
-    kept: FisherForward | None
+    kept: FisherForward | np.ndarray
     vector: np.ndarray
 
 
@@ -237,16 +251,6 @@ def _encode_worker(path: str, features: FeaturePipeline) -> ItemResult:
     return guarded(features.encode_path, path, path)
 
 
-@dataclass
-class ParallelOptions:
-    """How dataset-scale work is spread: ``--n-jobs``, ``--backend``, ``--scheduler``."""
-
-    n_jobs: int = 1
-    backend: str = "loky"
-    scheduler: str | None = None
-    progress: bool = True
-
-
 def encode_files(features: FeaturePipeline, paths: Sequence[str | Path], skips: SkipLog,
                  parallel: ParallelOptions | None = None, desc: str = "encoding") -> tuple[np.ndarray, np.ndarray]:
     """Feature vectors of many image files.
@@ -258,10 +262,7 @@ def encode_files(features: FeaturePipeline, paths: Sequence[str | Path], skips: 
     ok : (n,) bool
         Which input files are in ``X``; the others were recorded in ``skips``.
     """
-    parallel = parallel or ParallelOptions()
-    results = parallel_map(_encode_worker, [str(p) for p in paths], lambda p: (p, features),
-                           n_jobs=parallel.n_jobs, backend=parallel.backend,
-                           scheduler=parallel.scheduler, desc=desc, progress=parallel.progress)
+    results = parallel_map(_encode_worker, [str(p) for p in paths], lambda p: (p, features), parallel, desc)
     ok = np.array([r.ok for r in results], dtype=bool)
     for res in results:
         if not res.ok:
@@ -293,7 +294,6 @@ def _make_block(config: PipelineConfig, scales: list[int], sample: np.ndarray, s
 def fit_features(config: PipelineConfig, paths: Sequence[str | Path], skips: SkipLog,
                  parallel: ParallelOptions | None = None) -> FeaturePipeline:
     """Fit projections and vocabularies on a descriptor sample drawn from ``paths``."""
-    parallel = parallel or ParallelOptions()
     sift = DenseSift(bin_sizes=config.bin_sizes, step=config.step, backend=config.sift_backend,
                      max_rows=config.max_rows, orientation=config.sift_orientation)
     scales = list(range(len(config.bin_sizes)))
@@ -301,9 +301,8 @@ def fit_features(config: PipelineConfig, paths: Sequence[str | Path], skips: Ski
     per_image = max(1, math.ceil(config.max_descriptors / max(1, len(paths))))
     paths = [str(p) for p in paths]
     results = parallel_map(_sample_worker, list(range(len(paths))),
-                           lambda i: (paths[i], i, sift, groups, per_image, config.seed),
-                           n_jobs=parallel.n_jobs, backend=parallel.backend, scheduler=parallel.scheduler,
-                           desc="sampling descriptors", progress=parallel.progress)
+                           lambda i: (paths[i], i, sift, groups, per_image, config.seed), parallel,
+                           "sampling descriptors")
     samples: list[list[np.ndarray]] = [[] for _ in groups]
     for res in results:
         if not res.ok:
@@ -316,7 +315,7 @@ def fit_features(config: PipelineConfig, paths: Sequence[str | Path], skips: Ski
         sample = np.concatenate(samples[g]) if samples[g] else np.zeros((0, 128), np.float32)
         if len(sample) < config.n_words:
             raise BowlrpError(f"only {len(sample)} descriptors to fit a vocabulary of {config.n_words} words; "
-                              "use more images or a smaller --gmm-k / --vocab-size")
+                              "use more images or a smaller n_words")
         kind = f"a {config.n_words}-component GMM" if config.encoder == "fisher" else f"{config.n_words} k-means words"
         log.info("fitting %s (block %d of %d) on %d descriptors; scikit-learn's EM/k-means takes a while",
                  kind, g + 1, len(groups), len(sample))
@@ -333,8 +332,15 @@ def make_svm_kernel(config: PipelineConfig, features: FeaturePipeline):
 
 
 @dataclass
-class BowModel:
-    """A trained BoW / FV classifier: features, one SVM per class, and how it was made."""
+class BowModel(Model):
+    """A trained BoW / FV classifier: features, one SVM per class, and how it was made.
+
+    The ``"bow"`` family of :class:`bowlrp.model.Model`: explained with :class:`~bowlrp.lrp.BowLrp`
+    (an encoder rule, a bias option, a depth).
+    """
+
+    family = "bow"
+    model_files = (MODEL_JSON, ARRAYS_NPZ)
 
     config: PipelineConfig
     features: FeaturePipeline
@@ -352,6 +358,15 @@ class BowModel:
         X, ok = encode_files(self.features, paths, skips, parallel, desc="scoring")
         scores = self.decision_function(X) if len(X) else np.zeros((0, len(self.class_names)))
         return scores, ok
+
+    def explanation_method(self, rule: str = "epsilon", eps: float = 0.0, alpha: float = 2.0, bias: str = "keep",
+                           depth: str = "descriptors") -> BowLrp:
+        """LRP with the encoder-layer ``rule`` (``"epsilon"`` with stabiliser ``eps``, ``"alphabeta"``
+        with ``alpha`` and beta = alpha - 1, or ``"absz"``), the SVM ``bias`` option and ``depth``."""
+        return BowLrp(EncoderRule(rule, eps=eps, alpha=alpha), bias, depth)
+
+    def explain(self, image: np.ndarray, class_name: str, method: BowLrp) -> Explanation:
+        return explain_image(self, image, class_name, rule=method.rule, bias=method.bias, depth=method.depth)
 
     # --- persistence: JSON + npz, no pickle ---------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -382,6 +397,7 @@ class BowModel:
         meta["classifier"] = m
         arrays.update(prefixed("classifier", a))
         save_stages(directory, meta, arrays)
+        self.source = Path(directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> "BowModel":
@@ -399,8 +415,16 @@ class BowModel:
             encoder = encoder_cls.from_state(entry["encoder"], unprefixed(f"block{b}/encoder", arrays))
             blocks.append(Block(scales=list(entry["scales"]), projection=projection, encoder=encoder))
         classifier = OneVsRestSvm.from_state(meta["classifier"], unprefixed("classifier", arrays))
-        return cls(config=config, features=FeaturePipeline(sift, blocks), classifier=classifier,
-                   class_names=list(meta["class_names"]), training=meta.get("training", {}))
+        model = cls(config=config, features=FeaturePipeline(sift, blocks), classifier=classifier,
+                    class_names=list(meta["class_names"]), training=meta.get("training", {}))
+        model.source = Path(directory)
+        return model
+
+
+def load_bow_model(directory: str | Path, device: str | None = None) -> BowModel:
+    """The ``"bow"`` family's loader for :func:`bowlrp.model.load_model`."""
+    require_cpu("BoW/FV", device)
+    return BowModel.load(directory)
 
 
 def software_versions() -> dict:
@@ -426,7 +450,6 @@ def train_model(config: PipelineConfig, paths: Sequence[str | Path], labels: np.
     labels : (n, n_classes) int8 in {1, -1, 0}
         0 means "difficult": the image is left out of that class' training.
     """
-    parallel = parallel or ParallelOptions()
     paths = [str(p) for p in paths]
     labels = np.asarray(labels, dtype=np.int8)
     vocab_skips = SkipLog(strict=skips.strict)

@@ -1,4 +1,6 @@
-"""Relevance maps of a whole dataset split in one HDF5 store, written resumably (SPEC §8).
+"""Relevance maps of a whole dataset split in one HDF5 store, written resumably.
+
+Any model family writes the same store (:func:`bowlrp.runs.explain_split` runs the split).
 
 An HDF5 file that is killed mid-write can be unreadable as a whole, so finished work never lives
 only there. Each explained image is first written as its own part file, ``OUT.h5.parts/<n>.npz``
@@ -10,8 +12,10 @@ finished store does not depend on where (or whether) the run was interrupted.
 
 Store layout (read it with :class:`RelevanceStore`)::
 
-    /                      attrs: format, version, class_name, rule, eps, alpha, bias, depth,
-                                  model_sha256, settings (JSON)
+    /                      attrs: format, version, class_name, model_family, model_sha256, the
+                                  explanation method's settings (method, and only the parameters it
+                                  used: rule/eps/alpha/beta/bias/depth for BoW, composite/epsilon/
+                                  alpha/beta/flat_depth or steps/... for DNNs), settings (JSON)
     /image_ids             (n,) UTF-8 strings, split order (skipped images left out)
     /images/<n>/           one group per image, <n> its position in image_ids (zero-padded)
         attrs: image_id, path, score, bias_relevance, residual, absorbed
@@ -22,33 +26,20 @@ Store layout (read it with :class:`RelevanceStore`)::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 
-from .errors import BowlrpError, SkipLog
-from .parallel import ItemResult, guarded, parallel_map
-from .persistence import ARRAYS_NPZ, MODEL_JSON, atomic_write_bytes, atomic_write_json, npz_bytes
-from .lrp.explain import explain_path
-from .lrp.rules import EncoderRule
+from .errors import BowlrpError
+from .persistence import atomic_write_bytes, atomic_write_json, npz_bytes
 
 STORE_FORMAT = "bowlrp.relevance"
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: attributes hold only the settings the method used (1: rule/eps/alpha/bias/depth always)
 _PART_DIGITS = 6
-
-
-def model_digest(model_dir: str | Path, files: Sequence[str] = (MODEL_JSON, ARRAYS_NPZ)) -> str:
-    """SHA-256 over a model directory's ``files`` (its JSON and weights): which model a store was made with."""
-    digest = hashlib.sha256()
-    for name in files:
-        digest.update((Path(model_dir) / name).read_bytes())
-    return digest.hexdigest()
 
 
 def part_name(index: int) -> str:
@@ -97,60 +88,6 @@ def write_part(folder: str | Path, index: int, arrays: dict[str, np.ndarray], im
     atomic_write_bytes(Path(folder) / part_name(index), npz_bytes(arrays))
 
 
-def _explain_worker(index: int, image_id: str, path: str, model, class_name: str, options: dict,
-                    parts: str) -> ItemResult:
-    return guarded(lambda: write_part(parts, index, explain_path(model, path, class_name, **options).arrays(),
-                                      image_id, path), str(path))
-
-
-@dataclass
-class StoreSummary:
-    """What a split run did: images explained now, found finished from an earlier run, skipped."""
-
-    path: Path
-    n_explained: int
-    n_resumed: int
-    skipped: list[dict]
-
-
-def explain_split(model, model_dir: str | Path, samples: Sequence, class_name: str, out: str | Path,
-                  rule: EncoderRule | None = None, bias: str = "keep", depth: str = "descriptors",
-                  skips: SkipLog | None = None, parallel=None, extra_settings: dict | None = None) -> StoreSummary:
-    """Explain ``class_name`` on every sample and write the store ``out`` (resumable, see module doc).
-
-    Parameters
-    ----------
-    model : BowModel
-        Loaded from ``model_dir`` (whose digest pins the parts to this model).
-    samples : sequence of Sample
-        The split, in order.
-    parallel : ParallelOptions, optional
-        Images are explained in parallel; each worker writes its own part file.
-    """
-    from .pipeline import ParallelOptions
-
-    rule = rule or EncoderRule()
-    skips = skips if skips is not None else SkipLog()
-    parallel = parallel or ParallelOptions()
-    settings = {"class_name": class_name, "rule": rule.name, "eps": rule.eps, "alpha": rule.alpha, "bias": bias,
-                "depth": depth, "model_sha256": model_digest(model_dir),
-                "image_ids": [s.image_id for s in samples], **(extra_settings or {})}
-    parts = SplitParts(out, len(samples), settings)
-    todo = parts.pending()
-    options = {"rule": rule, "bias": bias, "depth": depth}
-    results = parallel_map(
-        _explain_worker, todo,
-        lambda i: (i, samples[i].image_id, str(samples[i].path), model, class_name, options, str(parts.folder)),
-        n_jobs=parallel.n_jobs, backend=parallel.backend, scheduler=parallel.scheduler,
-        desc=f"explaining {class_name}", progress=parallel.progress)
-    for res in results:
-        if not res.ok:
-            skips.add(res.item, res.skip_reason)
-    parts.assemble(skips.as_list())
-    return StoreSummary(Path(out), len(todo) - sum(not r.ok for r in results), len(samples) - len(todo),
-                        skips.as_list())
-
-
 def _assemble(out: Path, parts: Path, n: int, settings: dict, skipped: list[dict]) -> None:
     import h5py
 
@@ -158,10 +95,11 @@ def _assemble(out: Path, parts: Path, n: int, settings: dict, skipped: list[dict
     strings = h5py.string_dtype("utf-8")
     ids = []
     with h5py.File(tmp, "w") as h5:
+        for key, value in settings.items():
+            if isinstance(value, (str, int, float, bool)):  # the scalars; lists stay in the JSON
+                h5.attrs[key] = value
         h5.attrs["format"] = STORE_FORMAT
         h5.attrs["version"] = STORE_VERSION
-        for key in ("class_name", "rule", "eps", "alpha", "bias", "depth", "model_sha256"):
-            h5.attrs[key] = settings[key]
         h5.attrs["settings"] = json.dumps({k: v for k, v in settings.items() if k != "image_ids"}, sort_keys=True)
         images = h5.create_group("images")
         for i in range(n):
@@ -187,7 +125,7 @@ def _assemble(out: Path, parts: Path, n: int, settings: dict, skipped: list[dict
 
 
 class RelevanceStore:
-    """Read access to a store written by :func:`explain_split`.
+    """Read access to a store written by :func:`bowlrp.runs.explain_split`.
 
     >>> store = RelevanceStore("maps.h5")            # doctest: +SKIP
     >>> for image_id, item in store.items(): ...     # doctest: +SKIP

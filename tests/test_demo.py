@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bowlrp import demo
+from bowlrp.cli import demo
 
 
 @pytest.mark.slow

@@ -56,14 +56,14 @@ def test_state_dict_keys_follow_torchvision_naming():
 
 @pytest.mark.parametrize("arch", ["smallcnn", "alexnet", "resnet18"])
 def test_weights_only_round_trip_and_forward(arch, tmp_path):
-    from bowlrp.dnn.io import load_model, save_model
+    from bowlrp.dnn.io import load_network, save_network
 
     torch.manual_seed(0)
     model = models.build(arch, 4).eval()
     size = models.INPUT_GEOMETRY[arch][1]
     x = torch.randn(1, 3, size, size)
-    save_model(tmp_path / "m", model, {"arch": arch, "classes": list("abcd"), "size": 1, "crop": size})
-    back = load_model(tmp_path / "m")
+    save_network(tmp_path / "m", model, {"arch": arch, "classes": list("abcd"), "size": 1, "crop": size})
+    back = load_network(tmp_path / "m")
     assert not back.training
     assert torch.equal(back(x), model(x)) and back(x).shape == (1, 4)
     buf = io.BytesIO()
@@ -74,9 +74,9 @@ def test_weights_only_round_trip_and_forward(arch, tmp_path):
 
 def test_loading_refuses_pickled_code(tmp_path):
     from bowlrp.errors import ModelError
-    from bowlrp.dnn.io import load_model, save_model
+    from bowlrp.dnn.io import load_network, save_network
 
-    save_model(tmp_path / "m", models.build("smallcnn", 2), {"arch": "smallcnn", "classes": ["a", "b"],
+    save_network(tmp_path / "m", models.build("smallcnn", 2), {"arch": "smallcnn", "classes": ["a", "b"],
                                                              "size": 112, "crop": 96})
 
     class Evil:
@@ -85,7 +85,7 @@ def test_loading_refuses_pickled_code(tmp_path):
 
     torch.save({"x": Evil()}, tmp_path / "m" / "weights.pt")
     with pytest.raises(ModelError, match="not a plain tensor file"):
-        load_model(tmp_path / "m")
+        load_network(tmp_path / "m")
 
 
 def test_cli_name_lists_match_the_library():

@@ -65,14 +65,14 @@ class RedDetector(nn.Module):
 
 @pytest.mark.parametrize("method", ["lrp", "gradxinput"])
 def test_relevance_mass_is_centred_on_a_known_object_in_original_coordinates(method):
-    from bowlrp.dnn.store import explain_image
+    from bowlrp.dnn.classifier import DnnClassifier
 
     h, w = 120, 240
     image = np.full((h, w, 3), 0.5, dtype=np.float32)
     cy, cx = 40, 150  # off-centre, inside the centre crop
     image[cy - 10:cy + 10, cx - 10:cx + 10] = (1.0, 0.0, 0.0)
-    model = RedDetector().eval()
-    result = explain_image(model, image, "red", method=method)
+    model = DnnClassifier(RedDetector().eval())
+    result = model.explain(image, "red", model.explanation_method(method=method))
     rel = np.clip(result.relevance, 0, None)
     assert result.relevance.shape == (h, w) and rel.sum() > 0
     ys, xs = np.mgrid[:h, :w]
@@ -133,7 +133,7 @@ def test_training_is_deterministic_and_resumes_after_an_interruption(toyvoc, tmp
 
 @pytest.fixture(scope="module")
 def cnn(toyvoc, tmp_path_factory):
-    from cli import main
+    from bowlrp.cli import main
 
     model = tmp_path_factory.mktemp("cnn") / "model"
     assert main(["dnn", "train", "--data", str(toyvoc), "--arch", "smallcnn", "--out", str(model), "--epochs", "1",
@@ -144,7 +144,7 @@ def cnn(toyvoc, tmp_path_factory):
 def test_cli_train_evaluate_explain_and_store(toyvoc, cnn, tmp_path, capsys):
     from bowlrp.data import load_image, open_dataset
     from bowlrp.store import RelevanceStore
-    from cli import main
+    from bowlrp.cli import main
 
     model = cnn
     out_json = tmp_path / "ap.json"
@@ -183,19 +183,19 @@ def test_cli_train_evaluate_explain_and_store(toyvoc, cnn, tmp_path, capsys):
 
 
 def test_split_store_resumes_after_an_interruption(toyvoc, cnn, tmp_path, monkeypatch):
-    import argparse
-
-    import bowlrp.dnn.store as store
+    from bowlrp.data import open_dataset
+    from bowlrp.model import load_model
+    from bowlrp.parallel import ParallelOptions
+    from bowlrp.runs import explain_split
     from bowlrp.store import RelevanceStore
-    from bowlrp.dnn.io import load_model
 
     model = load_model(cnn)
-    cls = model.meta["classes"][0]
-    args = argparse.Namespace(data=str(toyvoc), format="voc", strict=False, split="test", class_name=cls,
-                              store=str(tmp_path / "whole.h5"), no_progress=True)
-    options = {"method": "lrp", "composite": "epsilon-alpha2beta1-flat", "flat_depth": None}
-    whole = store.explain_split(model, cnn, args, options)
-    real, calls = store.explain_image, []
+    cls = model.class_names[0]
+    samples = open_dataset(toyvoc).split("test")
+    method = model.explanation_method(composite="epsilon-alpha2beta1-flat")
+    quiet = ParallelOptions(progress=False)
+    whole = explain_split(model, samples, cls, tmp_path / "whole.h5", method, parallel=quiet)
+    real, calls = model.explain, []
 
     def flaky(*a, **k):
         calls.append(1)
@@ -203,13 +203,12 @@ def test_split_store_resumes_after_an_interruption(toyvoc, cnn, tmp_path, monkey
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(store, "explain_image", flaky)
-    cut = argparse.Namespace(**{**vars(args), "store": str(tmp_path / "cut.h5")})
+    monkeypatch.setattr(model, "explain", flaky)
     with pytest.raises(KeyboardInterrupt):
-        store.explain_split(model, cnn, cut, options)
+        explain_split(model, samples, cls, tmp_path / "cut.h5", method, parallel=quiet)
     assert len(list((tmp_path / "cut.h5.parts").glob("*.npz"))) == 2
-    monkeypatch.setattr(store, "explain_image", real)
-    resumed = store.explain_split(model, cnn, cut, options)
+    monkeypatch.setattr(model, "explain", real)
+    resumed = explain_split(model, samples, cls, tmp_path / "cut.h5", method, parallel=quiet)
     assert resumed.n_resumed == 2 and resumed.n_explained == whole.n_explained - 2
     assert not (tmp_path / "cut.h5.parts").exists()
     with RelevanceStore(tmp_path / "whole.h5") as a, RelevanceStore(tmp_path / "cut.h5") as b:

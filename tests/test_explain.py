@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cli
+from bowlrp import cli
 from bowlrp.data import load_image, open_dataset
 from bowlrp.errors import SkipLog
 from bowlrp.lrp import EncoderRule, explain_image
-from bowlrp.pipeline import BowModel, ParallelOptions, PipelineConfig, train_model
+from bowlrp.parallel import ParallelOptions
+from bowlrp.pipeline import BowModel, PipelineConfig, train_model
 
 CLASSES = ["aeroplane", "boat", "horse"]
 

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cli
+from bowlrp import cli
 from bowlrp.data import open_dataset
 from bowlrp.errors import SkipLog
-from bowlrp.pipeline import BowModel, ParallelOptions, encode_files
+from bowlrp.parallel import ParallelOptions
+from bowlrp.pipeline import BowModel, encode_files
 from conftest import entity_bomb
 
 # Small but real: all four SIFT scales, an 8-cell pyramid, a 4-component GMM.

@@ -14,11 +14,12 @@ import json
 import numpy as np
 import pytest
 
-import cli
+from bowlrp import cli
 from bowlrp.data import open_dataset
 from bowlrp.data.synth import generate_shapes
 from bowlrp.errors import SkipLog
-from bowlrp.pipeline import ParallelOptions, PipelineConfig, train_model
+from bowlrp.parallel import ParallelOptions
+from bowlrp.pipeline import PipelineConfig, train_model
 from bowlrp.svm.metrics import sign_accuracy
 
 

@@ -14,8 +14,11 @@ import pytest
 from bowlrp.data import open_dataset
 from bowlrp.errors import BowlrpError, SkipLog
 from bowlrp.lrp import EncoderRule, explain_path
-from bowlrp.store import RelevanceStore, explain_split
-from bowlrp.pipeline import ParallelOptions, PipelineConfig, train_model
+from bowlrp.model import load_model
+from bowlrp.parallel import ParallelOptions
+from bowlrp.pipeline import PipelineConfig, train_model
+from bowlrp.runs import explain_split
+from bowlrp.store import RelevanceStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,17 +52,17 @@ def _assert_same(a: dict, b: dict) -> None:
 
 
 def test_store_holds_what_explain_gives(model_dir, small_toyvoc, tmp_path):
-    from bowlrp.pipeline import BowModel
-
-    model = BowModel.load(model_dir)
+    model = load_model(model_dir)
     samples = open_dataset(small_toyvoc).split("test")[:5]
-    summary = explain_split(model, model_dir, samples, "horse", tmp_path / "s.h5", rule=EncoderRule("epsilon", 1.0),
+    summary = explain_split(model, samples, "horse", tmp_path / "s.h5", model.explanation_method(eps=1.0),
                             parallel=ParallelOptions(progress=False))
     assert summary.n_explained == 5 and summary.n_resumed == 0
     assert not (tmp_path / "s.h5.parts").exists()
     with RelevanceStore(tmp_path / "s.h5") as store:
         assert store.ids == [s.image_id for s in samples]
         assert store.attrs["class_name"] == "horse" and store.attrs["eps"] == 1.0
+        assert store.attrs["rule"] == "epsilon" and store.attrs["model_family"] == "bow"
+        assert "alpha" not in store.attrs and "beta" not in store.attrs  # only what the rule used
         direct = explain_path(model, samples[2].path, "horse", rule=EncoderRule("epsilon", 1.0))
         item = store[samples[2].image_id]
         np.testing.assert_array_equal(item["relevance"], direct.relevance)
@@ -68,7 +71,7 @@ def test_store_holds_what_explain_gives(model_dir, small_toyvoc, tmp_path):
 
 
 def _cli(model_dir, data, store, *extra):
-    return [sys.executable, "-m", "cli", "explain", "--model", str(model_dir), "--class", "horse", "--data",
+    return [sys.executable, "-m", "bowlrp", "explain", "--model", str(model_dir), "--class", "horse", "--data",
             str(data), "--split", "test", "--store", str(store), "--no-progress", *extra]
 
 
@@ -97,12 +100,11 @@ def test_sigkill_and_restart_give_the_same_store(model_dir, small_toyvoc, tmp_pa
 
 
 def test_a_run_with_other_settings_does_not_mix_with_leftover_parts(model_dir, small_toyvoc, tmp_path):
-    from bowlrp.pipeline import BowModel
-
-    model = BowModel.load(model_dir)
+    model = load_model(model_dir)
     samples = open_dataset(small_toyvoc).split("test")[:3]
     parts = tmp_path / "s.h5.parts"
     parts.mkdir()
     (parts / "settings.json").write_text('{"class_name": "boat"}')
     with pytest.raises(BowlrpError, match="interrupted run with other settings"):
-        explain_split(model, model_dir, samples, "horse", tmp_path / "s.h5", parallel=ParallelOptions(progress=False))
+        explain_split(model, samples, "horse", tmp_path / "s.h5", model.explanation_method(),
+                      parallel=ParallelOptions(progress=False))

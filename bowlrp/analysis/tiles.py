@@ -72,3 +72,56 @@ def mask_statistics(relevance: np.ndarray, mask: np.ndarray, labels: dict[str, i
                      "mean": float(R[where].mean()) if where.any() else float("nan"),
                      "positive_share": float(positive[where].sum() / total) if total > 0 else float("nan")}
     return out
+
+
+@dataclass
+class TileMerge:
+    """What :func:`merge_store_to_folder` wrote: the merged maps, and the mask statistics per large image
+    and over all of them (``{}`` / None where the dataset has no pixel masks)."""
+
+    merged: list[MergedMap]
+    per_image: dict[str, dict]
+    overall: dict | None
+
+    def as_json(self) -> dict:
+        out: dict = {"images": self.per_image}
+        if self.overall is not None:
+            out["overall"] = self.overall
+        return out
+
+
+def merge_store_to_folder(store_path: str | Path, dataset_root: str | Path, out: str | Path) -> TileMerge:
+    """Merge the tile maps of a store into their large images and write, per large image,
+    ``<name>.npz`` (``relevance`` float32), ``<name>.png`` and, where the large image exists,
+    ``<name>_overlay.png``; with pixel masks, the :func:`mask_statistics` of each and of all pooled."""
+    from PIL import Image
+
+    from ..data.images import load_image
+    from ..heatmap import colorize, overlay, write_png
+    from ..persistence import atomic_write_bytes, npz_bytes
+    from ..store import RelevanceStore
+
+    layout = tile_layout(dataset_root)
+    data, out = Path(dataset_root), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = layout.get("mask_values")
+    per_image: dict[str, dict] = {}
+    pooled_relevance, pooled_mask = [], []
+    with RelevanceStore(store_path) as store:
+        merged = merge_store(store, layout)
+    for item in merged:
+        atomic_write_bytes(out / f"{item.name}.npz", npz_bytes({"relevance": item.relevance.astype(np.float32)}))
+        write_png(out / f"{item.name}.png", colorize(item.relevance))
+        large = data / "large" / f"{item.name}.png"
+        if large.is_file():
+            write_png(out / f"{item.name}_overlay.png", overlay(load_image(large), item.relevance))
+        mask_path = data / "masks" / f"{item.name}.png"
+        if labels and mask_path.is_file():
+            mask = np.asarray(Image.open(mask_path))
+            per_image[item.name] = mask_statistics(item.relevance, mask, labels)
+            pooled_relevance.append(item.relevance.ravel())
+            pooled_mask.append(mask.ravel())
+    overall = None
+    if pooled_relevance:
+        overall = mask_statistics(np.concatenate(pooled_relevance), np.concatenate(pooled_mask), labels)
+    return TileMerge(merged, per_image, overall)

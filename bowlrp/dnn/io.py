@@ -4,19 +4,18 @@ Both are written atomically, weights first, so a directory with a ``model.json``
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from bowlrp.errors import ModelError
-from bowlrp.persistence import atomic_write_bytes, atomic_write_json
+from ..errors import ModelError
+from ..model import read_model_json
+from ..persistence import MODEL_JSON, atomic_write_bytes, atomic_write_json
 
 from .models import build
 
 FORMAT = "bowlrp.dnn"
-MODEL_JSON = "model.json"
 WEIGHTS = "weights.pt"
 
 
@@ -37,7 +36,7 @@ def load_tensors(path: str | Path):
         raise ModelError(f"{path}: not a plain tensor file ({' '.join(str(exc).split())[:200]})") from None
 
 
-def save_model(directory: str | Path, model: nn.Module, meta: dict) -> None:
+def save_network(directory: str | Path, model: nn.Module, meta: dict) -> None:
     """Write ``weights.pt`` then ``model.json`` (``meta`` needs ``arch`` and ``classes``)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -46,19 +45,15 @@ def save_model(directory: str | Path, model: nn.Module, meta: dict) -> None:
 
 
 def read_meta(directory: str | Path) -> dict:
+    """The ``model.json`` of a network directory; a one-line error for any other file."""
+    meta = read_model_json(directory)
     path = Path(directory) / MODEL_JSON
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{directory}: not a DNN model directory (no {MODEL_JSON})") from None
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path}: malformed JSON ({exc})") from None
     if meta.get("format") != FORMAT:
         raise ModelError(f"{path}: not a bowlrp DNN model (format {meta.get('format')!r})")
     return meta
 
 
-def load_model(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+def load_network(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The model saved in ``directory``, in eval mode on ``device``; ``model.meta`` holds its ``model.json``."""
     meta = read_meta(directory)
     model = build(meta["arch"], len(meta["classes"]))

@@ -27,7 +27,7 @@ from bowlrp.data.images import load_image
 from bowlrp.errors import BowlrpError, SkipLog
 from bowlrp.persistence import atomic_write_bytes, atomic_write_json
 
-from .io import load_tensors, save_model, tensor_bytes
+from .io import load_tensors, save_network, tensor_bytes
 from .models import HEAD, INPUT_GEOMETRY, build
 from .preprocess import N_CROPS, centre_input, cut, image_tensor, normalize, square
 
@@ -155,7 +155,7 @@ def train(config: TrainConfig, paths: Sequence[str | Path], labels: np.ndarray, 
     meta = {"arch": config.arch, "classes": list(classes), "size": size, "crop": crop,
             "training": {**settings, "history": history, "skipped": skips.as_list(), "device": str(device),
                          "torch": torch.__version__}}
-    save_model(out, model, meta)
+    save_network(out, model, meta)
     return model
 
 

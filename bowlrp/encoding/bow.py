@@ -104,6 +104,22 @@ class _BowEncoder:
         """The BoW vector of one image, (dim,) float32."""
         return self.normalize(self.encode_unnormalized(values, positions))
 
+    @property
+    def vocabulary(self) -> KMeansVocabulary:
+        return self.vocab
+
+    def forward(self, values: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
+        """The pooled cells before normalisation, ``(n_cells, K)`` (what :meth:`vector` finishes).
+
+        Same call as :meth:`FisherEncoder.forward`, so a pipeline block treats every encoder alike;
+        the BoW relevance step recomputes its per-descriptor mappings, so nothing else is kept.
+        """
+        return self.encode_unnormalized(values, positions)
+
+    def vector(self, forward: np.ndarray) -> np.ndarray:
+        """The normalised image vector of a :meth:`forward` result, (dim,) float32."""
+        return self.normalize(forward)
+
     def _params_meta(self) -> dict:
         return {}
 

@@ -136,6 +136,10 @@ class FisherEncoder:
 
     # -- layout --------------------------------------------------------------------------
     @property
+    def vocabulary(self) -> GmmVocabulary:
+        return self.gmm
+
+    @property
     def n_components(self) -> int:
         return int(self.gmm.means_.shape[0])
 

@@ -13,7 +13,8 @@ the whole pipeline     :mod:`bowlrp.pipeline`               :mod:`.explain`
 
 The encoder-layer rules (epsilon, alpha-beta, |z|) are in :mod:`.rules`.
 """
-from .explain import Explanation, explain_image, explain_path
+from ..explanation import Explanation
+from .explain import BowLrp, explain_image, explain_path
 from .rules import EncoderRule
 
-__all__ = ["Explanation", "EncoderRule", "explain_image", "explain_path"]
+__all__ = ["BowLrp", "EncoderRule", "Explanation", "explain_image", "explain_path"]

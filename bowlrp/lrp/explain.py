@@ -5,87 +5,83 @@ Mirrors the forward pass of :mod:`bowlrp.pipeline` stage by stage::
     image ─DenseSift→ descriptors ─(PCA, encoder) per block→ x ─SVM→ f(x)
     R_p  ←pixels.py─  R_l         ←fisher.py / bow.py────── R_d ←svm.py / taylor.py─ f(x)
 
-Bookkeeping, for every explanation: ``relevance.sum() + bias_relevance + absorbed + residual = score``
-(to float rounding): ``bias_relevance`` is what the bias option left with b (or the Taylor
-zero-order term), ``absorbed`` what the encoder rule did not hand on (eps share, alpha-beta
-imbalance), ``residual`` the Taylor remainder (0 for sum-decomposable kernels).
+The books close as :mod:`bowlrp.explanation` says: ``bias_relevance`` is what the bias option left
+with b (or the Taylor zero-order term), ``absorbed`` what the encoder rule did not hand on (eps
+share, alpha-beta imbalance), ``residual`` the Taylor remainder (0 for sum-decomposable kernels).
+
+:class:`BowLrp` is the family's :class:`~bowlrp.model.ExplanationMethod`: an encoder rule, a bias
+option and a depth, recording only the parameters they use.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..data.images import load_image
 from ..encoding import FisherEncoder
+from ..encoding.bow import _BowEncoder
 from ..errors import BowlrpError
-from ..persistence import atomic_write_bytes, npz_bytes
+from ..explanation import Explanation
 from .bow import bow_relevance
 from .fisher import fisher_relevance
 from .pixels import original_frames, pixel_relevance
 from .projection import projection_relevance
 from .rules import EncoderRule
-from .svm import explain_svm
+from .svm import BIAS_MODES, explain_svm
 
 DEPTHS = ("descriptors", "bins")
+BINS_NEED_FV = "depth 'bins' needs a Fisher-vector model (Appendix D.1); use depth 'descriptors'"
 
 
-@dataclass
-class Explanation:
-    """Relevance of one image for one class.
+@dataclass(frozen=True)
+class BowLrp:
+    """LRP for a BoW / FV model: the encoder-layer ``rule``, the SVM ``bias`` option
+    (Eqs. 2.73, 2.74) and the ``depth`` the map is resolved to (descriptors, or SIFT bins as in
+    Appendix D.1)."""
 
-    Attributes
-    ----------
-    relevance : (H, W) float32
-        Pixel relevance in the original image's coordinates.
-    score : float
-        f(x).
-    bias_relevance, absorbed, residual : float
-        See the module docstring.
-    descriptor_relevance : (N,) float32
-        R_l of every descriptor.
-    descriptor_frames : (N, 4) float32
-        x, y, bin size, angle of every descriptor, original-image pixels.
-    feature_relevance : (D,) float32
-        R_d of every feature dimension.
-    class_name : str
-    settings : dict
-        EncoderRule, bias option and depth used.
+    rule: EncoderRule = EncoderRule()
+    bias: str = "keep"
+    depth: str = "descriptors"
+
+    def __post_init__(self) -> None:
+        if self.bias not in BIAS_MODES:
+            raise BowlrpError(f"unknown bias {self.bias!r}; choose one of {', '.join(BIAS_MODES)}")
+        if self.depth not in DEPTHS:
+            raise BowlrpError(f"unknown depth {self.depth!r}; choose one of {', '.join(DEPTHS)}")
+
+    def settings(self) -> dict[str, Any]:
+        return {"method": "lrp", **self.rule.settings(), "bias": self.bias, "depth": self.depth}
+
+    def describe(self) -> str:
+        return f"{self.rule.describe()}, bias {self.bias}" + (", per SIFT bin" if self.depth == "bins" else "")
+
+
+@functools.singledispatch
+def encoder_relevance(encoder, values: np.ndarray, positions: np.ndarray, relevance: np.ndarray,
+                      rule: EncoderRule, per_dimension: bool, forward) -> tuple[np.ndarray, float]:
+    """The encoder layer's backward step for any encoder type: ``(R_l, absorbed)``.
+
+    One registration per encoder type (:func:`functools.singledispatch`), so a new encoder brings
+    its relevance step without touching :func:`explain_image`.
     """
+    raise BowlrpError(f"no relevance step for encoder {type(encoder).__name__}")
 
-    relevance: np.ndarray
-    score: float
-    bias_relevance: float
-    absorbed: float
-    residual: float
-    descriptor_relevance: np.ndarray
-    descriptor_frames: np.ndarray
-    feature_relevance: np.ndarray
-    class_name: str
-    settings: dict = field(default_factory=dict)
 
-    @property
-    def conservation_error(self) -> float:
-        """``score - (sum R_p + bias_relevance + absorbed + residual)``: rounding only."""
-        total = float(self.relevance.astype(np.float64).sum()) + self.bias_relevance + self.absorbed + self.residual
-        return self.score - total
+@encoder_relevance.register
+def _(encoder: FisherEncoder, values, positions, relevance, rule, per_dimension, forward):
+    return fisher_relevance(encoder, values, positions, relevance, rule, per_dimension=per_dimension,
+                            forward=forward)
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The arrays of the per-image ``.npz`` contract of ``bowlrp explain``."""
-        return {
-            "relevance": self.relevance.astype(np.float32),
-            "score": np.float64(self.score),
-            "bias_relevance": np.float64(self.bias_relevance),
-            "residual": np.float64(self.residual),
-            "absorbed": np.float64(self.absorbed),
-            "descriptor_relevance": self.descriptor_relevance.astype(np.float32),
-            "descriptor_frames": self.descriptor_frames.astype(np.float32),
-        }
 
-    def save_npz(self, path: str | Path) -> None:
-        """Write the arrays atomically as a pickle-free ``.npz``."""
-        atomic_write_bytes(path, npz_bytes(self.arrays()))
+@encoder_relevance.register
+def _(encoder: _BowEncoder, values, positions, relevance, rule, per_dimension, forward):
+    if per_dimension:
+        raise BowlrpError(BINS_NEED_FV)
+    return bow_relevance(encoder, values, positions, relevance, rule)
 
 
 def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule | None = None, bias: str = "keep",
@@ -100,7 +96,7 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
     class_name : str
         One of ``model.class_names``.
     rule : EncoderRule
-        Encoder-layer rule (default: epsilon with eps = 0).
+        Encoder-layer rule (default: epsilon with eps = 0, which conserves exactly).
     bias : {"keep", "uniform", "weighted"}
     depth : {"descriptors", "bins"}
         ``"descriptors"``: each descriptor's relevance flat over its support. ``"bins"`` (Fisher-vector
@@ -109,16 +105,12 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
     reference : (M, D) float, optional
         Root-point candidates for non-decomposable kernels (default: the machine's support vectors).
     """
-    rule = rule or EncoderRule()
-    if depth not in DEPTHS:
-        raise BowlrpError(f"unknown depth {depth!r}; choose one of {', '.join(DEPTHS)}")
-    if class_name not in model.class_names:
-        raise BowlrpError(f"unknown class {class_name!r}; the model knows {', '.join(model.class_names)}")
-    machine = model.classifier.estimators_[model.class_names.index(class_name)]
+    method = BowLrp(rule or EncoderRule(), bias, depth)
+    machine = model.classifier.estimators_[model.class_index(class_name)]
     features = model.features
     by_bins = depth == "bins"
     if by_bins and not all(isinstance(b.encoder, FisherEncoder) for b in features.blocks):
-        raise BowlrpError("depth 'bins' needs a Fisher-vector model (Appendix D.1); use depth 'descriptors'")
+        raise BowlrpError(BINS_NEED_FV)  # before the expensive part, not after it
     descriptors = features.descriptors(image)
     forward = [block.forward(descriptors) for block in features.blocks]  # kept for the backward steps
     x = np.concatenate([f.vector for f in forward]).astype(np.float32)
@@ -127,15 +119,11 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
     R_l = np.zeros((len(descriptors), descriptors.values.shape[1]) if by_bins else len(descriptors))
     absorbed = 0.0
     for block, span, f in zip(features.blocks, features.block_slices, forward):
-        R_block = svm.relevance[span]
-        if isinstance(block.encoder, FisherEncoder):
-            r, a = fisher_relevance(block.encoder, f.values, f.positions, R_block, rule, per_dimension=by_bins,
-                                    forward=f.kept)
-            if by_bins and block.projection is not None:
-                r, a_pca = projection_relevance(block.projection, descriptors.values[f.index], r, rule)
-                a += a_pca
-        else:
-            r, a = bow_relevance(block.encoder, f.values, f.positions, R_block, rule)
+        r, a = encoder_relevance(block.encoder, f.values, f.positions, svm.relevance[span], method.rule, by_bins,
+                                 f.kept)
+        if by_bins and block.projection is not None:
+            r, a_pca = projection_relevance(block.projection, descriptors.values[f.index], r, method.rule)
+            a += a_pca
         R_l[f.index] += r
         absorbed += a
     relevance = pixel_relevance(descriptors, R_l)
@@ -145,9 +133,7 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
         relevance=relevance.astype(np.float32), score=svm.score, bias_relevance=svm.bias_relevance,
         absorbed=absorbed, residual=svm.residual, descriptor_relevance=R_l.astype(np.float32),
         descriptor_frames=original_frames(descriptors), feature_relevance=svm.relevance.astype(np.float32),
-        class_name=class_name,
-        settings={"rule": rule.name, "eps": rule.eps, "alpha": rule.alpha, "bias": bias, "depth": depth},
-    )
+        class_name=class_name, settings=method.settings())
 
 
 def explain_path(model, path: str | Path, class_name: str, **options) -> Explanation:

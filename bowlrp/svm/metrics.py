@@ -124,3 +124,16 @@ def evaluation_summary(scores: np.ndarray, labels: np.ndarray, class_names: Sequ
     as_json = lambda table: {k: _json_number(v) for k, v in table.items()}  # noqa: E731
     return {"ap": as_json(ap), "map": _json_number(mean), "ap_area": as_json(ap_area),
             "map_area": _json_number(mean_area), "accuracy": as_json(accuracy)}
+
+
+def format_ap_table(result: dict, title: str = "") -> str:
+    """Per-class AP (11-point) and sign accuracy of an :func:`evaluation_summary` as an aligned text table."""
+    def cell(value):
+        return "   n/a" if value is None else f"{value:6.3f}"
+
+    lines = [title] if title else []
+    lines.append(f"  {'class':<14} {'AP':>6} {'acc':>6}")
+    for name, value in result["ap"].items():
+        lines.append(f"  {name:<14} {cell(value)} {cell(result['accuracy'][name])}")
+    lines.append(f"  {'mAP':<14} {cell(result['map'])}")
+    return "\n".join(lines)

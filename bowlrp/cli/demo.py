@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-import cli
+from .main import main as bowlrp_main
 
 MODELS = {
     "fv-linear": ["--encoder", "fisher", "--kernel", "linear"],
@@ -30,7 +30,7 @@ def _same_toyvoc(root: Path, seed: int, size: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bowlrp.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bowlrp.cli.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
     parser.add_argument("--size", choices=("small", "default", "large"), default="default")
     parser.add_argument("--seed", type=int, default=0)
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(*argv: str) -> None:
         print("$ bowlrp " + " ".join(argv), flush=True)
-        code = cli.main(list(argv))
+        code = bowlrp_main(list(argv))
         if code != 0:
             raise SystemExit(code)
 

@@ -1,0 +1,104 @@
+"""Argument sets and reports that several commands share, so every command reads alike."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import BowlrpError, SkipLog
+from ..parallel import BACKENDS, ParallelOptions
+
+
+def csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def add_parallel(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("parallel work")
+    group.add_argument("--n-jobs", type=int, default=1, metavar="N",
+                       help="worker processes for feature extraction (default 1; -1 = all cores)")
+    group.add_argument("--backend", choices=BACKENDS, default="loky",
+                       help="joblib backend; 'dask' runs on a Dask cluster (default loky)")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="Dask scheduler address (tcp://host:port); without it --backend dask "
+                            "starts a local cluster of --n-jobs workers on 127.0.0.1")
+    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def parallel_options(args: argparse.Namespace) -> ParallelOptions:
+    """The :class:`ParallelOptions` of :func:`add_parallel`'s flags (commands without them run serially)."""
+    return ParallelOptions(n_jobs=getattr(args, "n_jobs", 1), backend=getattr(args, "backend", "loky"),
+                           scheduler=getattr(args, "scheduler", None), progress=not args.no_progress)
+
+
+def add_data_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, metavar="DIR", help="dataset root (VOC devkit or image folders)")
+    parser.add_argument("--format", choices=("voc", "folder"), default="voc",
+                        help="voc: VOCdevkit layout (ImageSets/Main, Annotations, JPEGImages); "
+                             "folder: one sub-folder per class (default voc)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at the first unusable file instead of skipping and counting it")
+
+
+def add_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="MODEL",
+                        help="model directory (any family: written by 'bowlrp train' or 'bowlrp dnn train')")
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Model, data, split and JSON output of an evaluate command (``evaluate`` and ``dnn evaluate``)."""
+    add_model(parser)
+    add_data_source(parser)
+    parser.add_argument("--split", default="test", help="split to evaluate (default test)")
+    parser.add_argument("--json", metavar="OUT.json", help="write {ap, map, n_images, skipped} here")
+
+
+def add_explain_targets(parser: argparse.ArgumentParser) -> None:
+    """What an explain command explains: image files into ``--out``, or a whole split into ``--store``."""
+    add_model(parser)
+    parser.add_argument("--class", dest="class_name", required=True, metavar="NAME", help="class to explain")
+    parser.add_argument("--out", metavar="DIR", help="output folder for per-image files (with IMAGE...)")
+    parser.add_argument("images", nargs="*", metavar="IMAGE")
+    whole = parser.add_argument_group("a whole split instead of single images (resumable: re-run the same "
+                                      "command after an interruption and finished images are kept)")
+    whole.add_argument("--data", metavar="DIR", help="dataset root")
+    whole.add_argument("--format", choices=("voc", "folder"), default="voc", help="dataset layout (default voc)")
+    whole.add_argument("--split", default="test", help="split to explain (default test)")
+    whole.add_argument("--store", metavar="OUT.h5", help="HDF5 store to write")
+    parser.add_argument("--strict", action="store_true", help="stop at the first unusable image")
+
+
+def explain_form(args: argparse.Namespace) -> str:
+    """``"split"`` or ``"files"``: which of :func:`add_explain_targets`' two forms the arguments use."""
+    if args.data or args.store:
+        if not (args.data and args.store) or args.images or args.out:
+            raise BowlrpError("the split form takes --data DIR --split NAME --store OUT.h5 and no IMAGE/--out")
+        return "split"
+    if not args.images or not args.out:
+        raise BowlrpError("give IMAGE... with --out DIR, or --data DIR --split NAME --store OUT.h5")
+    return "files"
+
+
+def skip_log(args: argparse.Namespace, *earlier: SkipLog) -> SkipLog:
+    """A fresh ledger honouring ``--strict``, holding what ``earlier`` ledgers (e.g. the dataset's) recorded."""
+    skips = SkipLog(strict=args.strict)
+    for other in earlier:
+        skips.extend(other)
+    return skips
+
+
+def report_skips(skips: SkipLog, stream=None) -> None:
+    stream = stream or sys.stderr  # looked up at call time, so redirections (and tests) see it
+    if len(skips):
+        print(f"skipped {len(skips)} file(s):", file=stream)
+        for entry in skips.as_list():
+            print(f"  {entry['file']}: {entry['reason']}", file=stream)
+
+
+def note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+def data_settings(args: argparse.Namespace) -> dict:
+    """What a split store records about where its images came from."""
+    return {"data": str(Path(args.data).resolve()), "split": args.split}

@@ -1,0 +1,93 @@
+"""``bowlrp train``: a BoW / Fisher-vector model with one kernel SVM per class."""
+from __future__ import annotations
+
+import argparse
+
+from ..pipeline import PipelineConfig, train_model
+from ..runs import classes_with_positives, labelled_split
+from .common import add_data_source, add_parallel, csv_list, note, parallel_options, report_skips, skip_log
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in csv_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _pooling(text: str) -> str | float:
+    if text in ("sum", "max"):
+        return text
+    try:
+        p = float(text)
+    except ValueError:
+        p = float("nan")
+    if not p >= 1:
+        raise argparse.ArgumentTypeError(f"pooling is 'sum', 'max' or a p-means exponent >= 1, got {text!r}")
+    return p
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    train = sub.add_parser("train", parents=[common], help="train a BoW/FV + kernel SVM model",
+                           description="Extract dense SIFT, fit PCA and the vocabulary on a descriptor "
+                                       "sample, encode every training image and train one SVM per class "
+                                       "(C chosen on a validation split unless --C is given).")
+    add_data_source(train)
+    train.add_argument("--split", default="trainval", help="training split (default trainval)")
+    train.add_argument("--out", required=True, metavar="MODEL", help="model directory to write")
+    train.add_argument("--encoder", choices=("fisher", "rankbow", "vq"), default="fisher",
+                       help="fisher: improved Fisher vector; rankbow: rank-mapped soft BoW (p=2, n=4); "
+                            "vq: hard vector quantisation (default fisher)")
+    train.add_argument("--kernel", choices=("linear", "hik", "chi2", "additive-chi2", "rbf"), default="linear",
+                       help="SVM kernel; chi2 is the exponential chi-squared kernel (default linear)")
+    train.add_argument("--gmm-k", type=int, default=256, metavar="K", help="GMM components for fisher (default 256)")
+    train.add_argument("--vocab-size", type=int, default=None, metavar="K",
+                       help="k-means words for rankbow/vq (default 128 per block)")
+    train.add_argument("--pca-dims", type=int, default=None, metavar="D",
+                       help="descriptor PCA dimensions (default 80 for fisher, none for BoW); 0 = no PCA")
+    train.add_argument("--bin-sizes", type=_ints, default=(4, 6, 8, 10), metavar="B,B,...",
+                       help="SIFT spatial bin sizes in pixels, one scale each (default 4,6,8,10)")
+    train.add_argument("--step", type=int, default=3, help="descriptor grid step in pixels (default 3)")
+    train.add_argument("--sift-backend", choices=("auto", "vlfeat", "opencv"), default="auto",
+                       help="dense SIFT implementation (default auto: vlfeat when cyvlfeat is installed)")
+    train.add_argument("--sift-orientation", choices=("upright", "dominant"), default="upright",
+                       help="upright: vl_dsift descriptors at angle 0 (VOC setup); dominant: each frame "
+                            "turned to its main gradient orientation (the shapes task, Section 2.4.3)")
+    train.add_argument("--max-rows", type=int, default=480, help="images are shrunk to at most this many rows")
+    train.add_argument("--per-scale", action="store_true",
+                       help="one vocabulary and one kernel per SIFT scale, kernels summed (Eq. 2.67)")
+    train.add_argument("--no-pyramid", action="store_true", help="no 1x1+2x2+3x1 spatial pyramid")
+    train.add_argument("--pooling", type=_pooling, default="sum",
+                       help="BoW pooling: sum, max or a p-means exponent p >= 1 (Eq. 2.65; default sum)")
+    train.add_argument("--max-descriptors", type=int, default=200_000, metavar="N",
+                       help="random descriptor sample for PCA and vocabulary (default 200000; "
+                            "fitting time grows linearly with it)")
+    train.add_argument("--C", type=float, default=None, help="SVM C (default: chosen on a validation split)")
+    train.add_argument("--classes", type=csv_list, default=None, metavar="a,b,...", help="train only these classes")
+    train.add_argument("--seed", type=int, default=0)
+    add_parallel(train)
+    train.set_defaults(handler=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    dataset, samples, labels = labelled_split(args.data, args.split, args.format, args.classes, args.strict)
+    present, absent = classes_with_positives(labels, dataset.classes)
+    if absent and args.classes is None:
+        note(f"no positive training image for {', '.join(absent)}; those classes are left out")
+    class_names = [dataset.classes[c] for c in present]
+    config = PipelineConfig.with_defaults(
+        encoder=args.encoder, n_words=args.gmm_k if args.encoder == "fisher" else args.vocab_size,
+        pca_dims=args.pca_dims, kernel=args.kernel, bin_sizes=args.bin_sizes, step=args.step,
+        sift_backend=args.sift_backend, sift_orientation=args.sift_orientation, max_rows=args.max_rows,
+        per_scale=args.per_scale, pyramid=not args.no_pyramid, pooling=args.pooling,
+        max_descriptors=args.max_descriptors, C=args.C, seed=args.seed)
+    skips = skip_log(args, dataset.skips)
+    model = train_model(config, [s.path for s in samples], labels[:, present], class_names, skips,
+                        parallel_options(args))
+    model.training["skipped"] = skips.as_list()
+    model.training["split"] = args.split
+    model.save(args.out)
+    print(f"model written to {args.out}: {len(class_names)} classes, {model.training['n_images']} images, "
+          f"feature dim {model.features.dim}, C per class {dict(zip(class_names, model.classifier.chosen_C_))}")
+    report_skips(skips)
+    return 0

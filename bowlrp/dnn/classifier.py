@@ -1,0 +1,106 @@
+"""A saved network as a :class:`bowlrp.model.Model`: the ``"dnn"`` family.
+
+Scores are those of the centre crop (Appendix C.1); an explanation attributes the class score of
+the centre crop with LRP or a baseline (:func:`bowlrp.dnn.attribution.attribute`) and maps the
+relevance back through crop, padding and resize to the original image
+(:func:`bowlrp.dnn.preprocess.to_original`), so the map lies on the same pixels as a BoW/FV map.
+A network has no descriptors and splits no bias off: ``bias_relevance`` and ``residual`` are 0,
+``absorbed`` is ``score - sum(relevance)`` (what the rules left in biases and stabilisers; for the
+gradient baselines simply the difference), ``descriptor_relevance`` ``(0,)`` and
+``descriptor_frames`` ``(0, 4)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import BowlrpError, SkipLog
+from ..explanation import Explanation
+from ..model import Model
+from ..parallel import ParallelOptions
+from .attribution import attribute, explanation_settings
+from .io import MODEL_JSON, WEIGHTS, load_network
+from .lrp.composites import THESIS
+from .preprocess import centre_input, to_original
+from .train import score_images
+
+
+@dataclass(frozen=True)
+class DnnAttribution:
+    """How a network is explained: an attribution ``method`` (``"lrp"`` with a ``composite`` and its
+    ``flat_depth``, or a baseline) with its ``params``; ``recorded`` holds what it uses, for the record."""
+
+    method: str
+    composite: str | None
+    flat_depth: int | None
+    params: dict = field(default_factory=dict)
+    recorded: dict = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.recorded)
+
+    def describe(self) -> str:
+        return f"lrp, {self.composite}" if self.method == "lrp" else self.method
+
+
+class DnnClassifier(Model):
+    """A network loaded with :func:`bowlrp.dnn.io.load_network` (``network.meta`` is its ``model.json``)."""
+
+    family = "dnn"
+    model_files = (MODEL_JSON, WEIGHTS)
+    scoring_note = "centre crop"
+
+    def __init__(self, network: nn.Module, source: str | Path | None = None) -> None:
+        self.network = network
+        self.meta = network.meta
+        self.class_names = list(self.meta["classes"])
+        self.source = None if source is None else Path(source)
+
+    def score_files(self, paths: Sequence[str | Path], skips: SkipLog,
+                    parallel: ParallelOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+        # batches on the model's device; worker processes would each hold a copy of the network
+        return score_images(self.network, paths, skips)
+
+    def explanation_method(self, method: str = "lrp", composite: str = THESIS, flat_depth: int | None = None,
+                           **params: Any) -> DnnAttribution:
+        """``method`` of :func:`bowlrp.dnn.attribution.method_names`; for ``"lrp"`` a registered
+        ``composite`` and its ``flat_depth``; ``params`` as :func:`~bowlrp.dnn.attribution.attribute` takes them."""
+        recorded = explanation_settings(self.network, method, composite, flat_depth, **params)
+        return DnnAttribution(method, composite if method == "lrp" else None, flat_depth, dict(params), recorded)
+
+    def explain(self, image: np.ndarray, class_name: str, method: DnnAttribution) -> Explanation:
+        size, crop = self.meta["size"], self.meta["crop"]
+        k = self.class_index(class_name)
+        x = centre_input(image, size, crop)
+        options = {"composite": method.composite} if method.method == "lrp" else {}
+        r, out = attribute(self.network, x, k, method=method.method, flat_depth=method.flat_depth, **options,
+                           **method.params)
+        pixel = r[0].sum(0).detach().cpu().double()
+        relevance = to_original(pixel, image.shape[:2], size, crop)
+        score = float(out[0, k])
+        return Explanation(relevance=relevance, score=score, bias_relevance=0.0,
+                           absorbed=score - float(relevance.astype(np.float64).sum()), residual=0.0,
+                           descriptor_relevance=np.zeros(0, np.float32),
+                           descriptor_frames=np.zeros((0, 4), np.float32),
+                           feature_relevance=np.zeros(0, np.float32), class_name=class_name,
+                           settings=method.settings())
+
+
+def check_device(device: str | None) -> str:
+    """``device`` (default ``"cpu"``) if torch can use it here; a one-line error otherwise."""
+    device = device or "cpu"
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise BowlrpError(f"device must be cpu or cuda[:N], got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BowlrpError(f"device {device}: no CUDA device is available here (torch {torch.__version__})")
+    return device
+
+
+def load_dnn_classifier(directory: str | Path, device: str | None = None) -> DnnClassifier:
+    """The ``"dnn"`` family's loader for :func:`bowlrp.model.load_model`."""
+    return DnnClassifier(load_network(directory, check_device(device)), directory)

@@ -1,0 +1,200 @@
+"""The one interface every model family implements, and the registry that opens model directories.
+
+Everything above the numeric core — scoring a split, per-image heatmap files, resumable relevance
+stores, and the analyses built on them (:mod:`bowlrp.runs`) — talks to a model only through
+:class:`Model`, so the BoW / Fisher-vector pipeline (:class:`bowlrp.pipeline.BowModel`), the PyTorch
+networks (:class:`bowlrp.dnn.classifier.DnnClassifier`) and any third family are run, explained and
+compared by the same code. A family provides:
+
+* ``class_names`` and :meth:`Model.score_files`: class scores ``f(x)`` of image files;
+* :meth:`Model.explanation_method`: its options (rule, composite, ...) checked and turned into an
+  :class:`ExplanationMethod`, which knows the settings it uses — and only those — for the record;
+* :meth:`Model.explain`: one image, one class, one :class:`~bowlrp.explanation.Explanation` (the map
+  in original image coordinates, the score, and the books: bias, absorbed, residual);
+* ``source`` and ``model_files``: which files :meth:`Model.digest` pins a store to.
+
+Model directories are opened with :func:`load_model`, which asks every registered family
+(:func:`register_family`) whether it recognises the directory's ``model.json``.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, Sequence, Union
+
+import numpy as np
+
+from .errors import BowlrpError, ModelError, SkipLog
+from .persistence import MODEL_JSON
+
+if TYPE_CHECKING:  # annotations only: the interface does not depend on the run machinery
+    from .explanation import Explanation
+    from .parallel import ParallelOptions
+
+
+class ExplanationMethod(Protocol):
+    """How a family explains: built by :meth:`Model.explanation_method`, immutable and picklable."""
+
+    def settings(self) -> dict[str, Any]:
+        """The parameters this explanation uses, and no other (str, int, float or bool values)."""
+
+    def describe(self) -> str:
+        """A short human-readable name, e.g. ``"epsilon (eps=1)"``."""
+
+
+class Model(ABC):
+    """What the run layer needs of a trained classifier; see the module docstring."""
+
+    family: ClassVar[str]
+    model_files: ClassVar[tuple[str, ...]]
+    scoring_note: ClassVar[str] = ""  # how images are scored, when it matters to a reader ("centre crop")
+    class_names: list[str]
+    source: Path | None = None  # the directory the model was loaded from or saved to
+
+    @abstractmethod
+    def score_files(self, paths: Sequence[str | Path], skips: SkipLog,
+                    parallel: ParallelOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Class scores of image files.
+
+        Returns
+        -------
+        scores : (n_ok, n_classes) float
+            One row per file that could be scored, in input order.
+        ok : (n,) bool
+            Which files have a row; the others were recorded in ``skips``.
+        """
+
+    @abstractmethod
+    def explanation_method(self, **options: Any) -> ExplanationMethod:
+        """The family's explanation for keyword ``options`` (unset ones take the family's defaults);
+        raises :class:`BowlrpError` for a bad value."""
+
+    @abstractmethod
+    def explain(self, image: np.ndarray, class_name: str, method: ExplanationMethod) -> Explanation:
+        """Explain the score of ``class_name`` on ``image`` ``(H, W, 3)`` or ``(H, W)`` in [0, 1]."""
+
+    def class_index(self, class_name: str) -> int:
+        """Position of ``class_name`` in :attr:`class_names`; a one-line error naming the known ones."""
+        try:
+            return self.class_names.index(class_name)
+        except ValueError:
+            raise BowlrpError(f"unknown class {class_name!r}; the model knows {', '.join(self.class_names)}") \
+                from None
+
+    def digest(self) -> str:
+        """SHA-256 over the model's files: which model a relevance store was made with."""
+        if self.source is None:
+            raise ModelError("the model has no directory yet; save it before writing a store")
+        return files_digest(self.source, self.model_files)
+
+
+def files_digest(directory: str | Path, files: Sequence[str]) -> str:
+    """SHA-256 over ``files`` of ``directory``, in the given order."""
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update((Path(directory) / name).read_bytes())
+    return digest.hexdigest()
+
+
+def method_for(model: Model, options: dict[str, Any]) -> ExplanationMethod:
+    """``model.explanation_method(**options)``, with a one-line error for an option the family does not take."""
+    signature = inspect.signature(model.explanation_method)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    unknown = [name for name in options if name not in signature.parameters]
+    if unknown and not takes_any:
+        known = [name for name, p in signature.parameters.items() if p.kind is p.KEYWORD_ONLY
+                 or p.kind is p.POSITIONAL_OR_KEYWORD]
+        raise BowlrpError(f"a {model.family} model does not take {', '.join(map(repr, unknown))}; its explanation "
+                          f"options are {', '.join(known) or 'none'}")
+    return model.explanation_method(**options)
+
+
+# --- families ---------------------------------------------------------------------------------
+
+Loader = Union[Callable[..., Model], str]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: which ``model.json`` it recognises and how it loads the directory.
+
+    ``loader(directory, device)`` returns a :class:`Model`; it may be given as ``"module:function"``
+    so that the built-in families are imported only when a model of theirs is opened (the DNN family
+    imports torch).
+    """
+
+    name: str
+    recognises: Callable[[dict], bool]
+    loader: Loader
+
+    def load(self, directory: Path, device: str | None) -> Model:
+        loader = self.loader
+        if isinstance(loader, str):
+            module, _, attr = loader.partition(":")
+            loader = getattr(importlib.import_module(module), attr)
+        return loader(directory, device)
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(name: str, recognises: Callable[[dict], bool], loader: Loader) -> Family:
+    """Make :func:`load_model` open the directories whose ``model.json`` ``recognises`` accepts.
+
+    Registering a name again replaces the earlier family (so a re-imported plug-in does not pile up).
+    """
+    family = Family(name, recognises, loader)
+    _FAMILIES[name] = family
+    return family
+
+
+def unregister_family(name: str) -> None:
+    _FAMILIES.pop(name, None)
+
+
+def families() -> tuple[str, ...]:
+    return tuple(_FAMILIES)
+
+
+def read_model_json(directory: str | Path) -> dict:
+    path = Path(directory) / MODEL_JSON
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{directory}: not a model directory (no {MODEL_JSON})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{path}: not a JSON object")
+    return meta
+
+
+def load_model(directory: str | Path, device: str | None = None) -> Model:
+    """Open the model saved in ``directory``, whatever its family.
+
+    ``device`` is for families that compute on one (``"cpu"``, ``"cuda"``, ``"cuda:1"``); the others
+    accept only None or ``"cpu"``.
+    """
+    directory = Path(directory)
+    meta = read_model_json(directory)
+    for family in _FAMILIES.values():
+        if family.recognises(meta):
+            model = family.load(directory, device)
+            model.source = directory
+            return model
+    raise ModelError(f"{directory / MODEL_JSON}: not a model of a known family ({', '.join(_FAMILIES)})")
+
+
+def require_cpu(family: str, device: str | None) -> None:
+    """For loaders of families that compute on the CPU only."""
+    if device not in (None, "cpu"):
+        raise BowlrpError(f"{family} models run on the CPU; device {device!r} does not apply")
+
+
+register_family("bow", lambda meta: meta.get("kind") == "bowlrp.BowModel", "bowlrp.pipeline:load_bow_model")
+register_family("dnn", lambda meta: meta.get("format") == "bowlrp.dnn", "bowlrp.dnn.classifier:load_dnn_classifier")
