@@ -117,9 +117,6 @@ class PcaProjection:
         X = _as_2d_float32(X)
         return (X - self.mean_) @ self.components_.T
 
-    def fit_transform(self, X: np.ndarray) -> np.ndarray:
-        return self.fit(X).transform(X)
-
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         _check_fitted(self, "components_")
         meta = {"n_components": int(self.n_components), "random_state": self.random_state}
