@@ -299,7 +299,7 @@ class DenseSift:
                 bound_min = phow_bound_min(size, max_size)
                 # `scale` keeps cyvlfeat's arrays alive until the next scale's call has returned:
                 # freed at once, glibc hands their pages back and VLFeat's next ~10 MB buffers fault
-                # in fresh ones (measured: ~25 ms of ~150 ms per VOC-size image on 2 cores)
+                # in fresh ones, a visible share of the extraction time
                 scale = vlfeat_dsift(smoothed, size, int(self.step), bound_min, self.window_size, self.fast)
                 out.centers[block], out.values[block], mass = scale
             else:
