@@ -17,7 +17,7 @@ def fisher_setup(k: int = 256, d: int = 80) -> tuple[FisherEncoder, np.ndarray, 
     """Encoder (8-cell pyramid), PCA'd descriptors and their positions of one 375 x 500 image.
 
     A GMM shaped like a trained one (means on data points, per-dimension variances) without the
-    minutes an EM fit takes; timing does not depend on how the parameters were found.
+    slow EM fit; timing does not depend on how the parameters were found.
     """
     descriptors = DenseSift(backend="vlfeat").extract(voc_size_image())
     projection = PcaProjection(n_components=d).fit(descriptors.values)

@@ -1,4 +1,4 @@
-"""Relevance maps as pictures (SPEC §4.5; dissertation Section 2.3.3, Fig. 2.5).
+"""Relevance maps as pictures (dissertation Section 2.3.3, Fig. 2.5).
 
 * :func:`colorize`: ``R / max|R|`` (zero stays zero, values in [-1, 1]) through a symmetric,
   diverging colour map: white at 0, red for positive, blue for negative relevance.

@@ -12,7 +12,8 @@ from bowlrp.features.descriptors import DescriptorSet
 from bowlrp.lrp.bow import bow_relevance
 from bowlrp.lrp.fisher import fisher_relevance
 from bowlrp.lrp.pixels import area_weights, flat_rule_map, original_frames, pixel_relevance, to_original
-from bowlrp.lrp.rules import EncoderRule
+from bowlrp.errors import BowlrpError
+from bowlrp.lrp.rules import EncoderRule, multipliers
 from bowlrp.lrp.svm import decomposable_relevance, distribute_bias, explain_svm
 from bowlrp.lrp.taylor import find_root_point, model_gradient, taylor_relevance
 from bowlrp.svm import BinarySvm, KernelSum, make_kernel
@@ -25,7 +26,9 @@ def reference_redistribution(z: np.ndarray, R: np.ndarray, groups: list[np.ndarr
     """R_l from a dense (N, D) contribution matrix, one dimension at a time (Eqs. 2.22, 2.26, 2.7, 2.79).
 
     ``groups[d]`` are the descriptors that dimension d belongs to (its cell): the uniform fallback of
-    an unreached dimension goes to them.
+    an unreached dimension goes to them. Alpha-beta is written as Eq. 2.26 states it, with the
+    dissertation's beta = 1 - alpha (<= 0) and not with ``rule.beta``, so the rule's sign convention
+    (beta = alpha - 1 >= 0, subtracted) is checked against the equation rather than against itself.
     """
     out = np.zeros(z.shape[0])
     for d in range(z.shape[1]):
@@ -42,10 +45,53 @@ def reference_redistribution(z: np.ndarray, R: np.ndarray, groups: list[np.ndarr
             if p.sum() > 0:
                 out += rule.alpha * p / p.sum() * R[d]
             if n.sum() < 0:
-                out += rule.beta * n / n.sum() * R[d]
+                beta_eq_2_26 = 1.0 - rule.alpha
+                out += beta_eq_2_26 * n / n.sum() * R[d]
         else:
             out += np.abs(col) / np.abs(col).sum() * R[d]
     return out
+
+
+# --------------------------------------------------------------------------- encoder rules
+def test_alphabeta_beta_is_alpha_minus_one_and_is_subtracted():
+    """beta = alpha - 1 >= 0 (zennit's convention); the multipliers are those of Eq. 2.26 with the
+    dissertation's beta = 1 - alpha, i.e. identical numbers to the rule before the sign change."""
+    rule = EncoderRule("alphabeta", alpha=2.0)
+    assert rule.beta == 1.0 and EncoderRule("alphabeta", alpha=1.0).beta == 0.0
+    assert rule.describe() == "alpha-beta (alpha=2, beta=1)"
+    rng = np.random.default_rng(0)
+    R = rng.normal(size=50)
+    z_pos = np.where(rng.random(50) < 0.8, rng.uniform(0.1, 3.0, 50), 0.0)
+    z_neg = np.where(rng.random(50) < 0.8, -rng.uniform(0.1, 3.0, 50), 0.0)
+    m = multipliers(rule, R, z_pos, z_neg)
+    beta_old = 1.0 - rule.alpha  # the former (Eq. 2.26) sign: -1 for alpha 2
+    has_pos, has_neg = z_pos > 0, z_neg < 0
+    np.testing.assert_array_equal(m.pos, np.where(has_pos, rule.alpha * R / np.where(has_pos, z_pos, 1), 0.0))
+    np.testing.assert_array_equal(m.neg, np.where(has_neg, beta_old * R / np.where(has_neg, z_neg, 1), 0.0))
+    # a dimension reached from both sides hands on alpha R_d - beta R_d = R_d exactly
+    both = has_pos & has_neg
+    np.testing.assert_allclose((m.pos * z_pos + m.neg * z_neg)[both], R[both], rtol=1e-12, atol=1e-12)
+    # only-negative dimensions hand on -beta R_d (the sign flips), only-positive ones alpha R_d
+    only_neg, only_pos = has_neg & ~has_pos, has_pos & ~has_neg
+    assert only_neg.any() and only_pos.any()
+    np.testing.assert_allclose((m.neg * z_neg)[only_neg], -rule.beta * R[only_neg], rtol=1e-12)
+    np.testing.assert_allclose((m.pos * z_pos)[only_pos], rule.alpha * R[only_pos], rtol=1e-12)
+
+
+def test_settings_record_only_the_parameters_the_rule_uses():
+    assert EncoderRule("epsilon", 100.0, alpha=3.0).settings() == {"rule": "epsilon", "eps": 100.0}
+    assert EncoderRule("alphabeta", eps=1.0, alpha=2.0).settings() == {"rule": "alphabeta", "alpha": 2.0, "beta": 1.0}
+    assert EncoderRule("absz", eps=1.0, alpha=3.0).settings() == {"rule": "absz"}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"name": "alphabeta", "alpha": 0.5}, r"alpha must be >= 1 \(beta = alpha - 1 >= 0\)"),
+    ({"name": "epsilon", "eps": -1.0}, r"eps must be >= 0"),
+    ({"name": "zplus"}, r"unknown rule 'zplus'"),
+])
+def test_rule_errors_name_the_parameter(kwargs, message):
+    with pytest.raises(BowlrpError, match=message):
+        EncoderRule(**kwargs)
 
 
 # --------------------------------------------------------------------------- Fisher vectors

@@ -1,4 +1,4 @@
-"""Bag-of-Words encoders over a k-means vocabulary (SPEC §3.3; dissertation Sections 2.4.1, 2.4.3).
+"""Bag-of-Words encoders over a k-means vocabulary (dissertation Sections 2.4.1, 2.4.3).
 
 A BoW encoder is a per-descriptor *mapping* ``m_d(l)`` onto the K visual words followed by a
 *pooling* over the descriptors of each pyramid cell (Eq. 2.65) and an l1 normalisation per

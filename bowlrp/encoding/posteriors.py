@@ -35,7 +35,7 @@ _NEGLIGIBLE_LOG_RATIO = -40.0
 
 @cache
 def _thread_pools() -> ThreadpoolController:
-    """The process's BLAS/OpenMP pools, looked up once (a fresh lookup costs ~2 ms per image)."""
+    """The process's BLAS/OpenMP pools, looked up once (a fresh lookup per image is a visible cost)."""
     return ThreadpoolController()
 
 

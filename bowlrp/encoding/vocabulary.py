@@ -1,4 +1,5 @@
-"""Vocabularies learned on a sample of local descriptors (SPEC §3.2).
+"""Vocabularies learned on a sample of local descriptors (dissertation Sections 2.4.1, 4.2,
+Appendix D.1.1).
 
 * :func:`sample_rows` draws the training sample (uniform over all descriptors of all images);
 * :class:`PcaProjection` reduces SIFT (128-d) to ``n_components`` dims (80 in the VOC FV setup);
@@ -116,9 +117,6 @@ class PcaProjection:
         _check_fitted(self, "components_")
         X = _as_2d_float32(X)
         return (X - self.mean_) @ self.components_.T
-
-    def fit_transform(self, X: np.ndarray) -> np.ndarray:
-        return self.fit(X).transform(X)
 
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         _check_fitted(self, "components_")

@@ -101,8 +101,3 @@ class DescriptorSet:
             image_shape=self.image_shape,
             angles=self.angles[index],
         )
-
-    def with_values(self, values: np.ndarray) -> "DescriptorSet":
-        """The same geometry with other descriptor vectors (e.g. after PCA)."""
-        return DescriptorSet(values, self.centers, self.bin_sizes, self.scales, self.work_shape, self.image_shape,
-                             self.angles)

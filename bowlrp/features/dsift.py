@@ -229,15 +229,6 @@ class DenseSift:
             "orientation": str(self.orientation),
         }
 
-    def set_params(self, **params: Any) -> "DenseSift":
-        valid = self.get_params()
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"invalid parameter {key!r} for DenseSift")
-            setattr(self, key, value)
-        self.__dict__.pop("backend_", None)
-        return self
-
     def fit(self, X=None, y=None) -> "DenseSift":
         """Nothing to learn: checks the parameters and resolves the backend."""
         self._check_params()
@@ -260,10 +251,6 @@ class DenseSift:
             raise BowlrpError(f"orientation must be one of {', '.join(ORIENTATIONS)}, got {self.orientation!r}")
 
     # -- extraction ---------------------------------------------------------------------------
-    def work_image(self, image: np.ndarray) -> np.ndarray:
-        """The grey, shrunk work image, ``(rows, cols)`` float32 with ``rows ≤ max_rows``."""
-        return shrink_to_rows(to_grey(image), self.max_rows)
-
     def extract(self, image: np.ndarray) -> DescriptorSet:
         """Dense SIFT descriptors of one image.
 
@@ -312,7 +299,7 @@ class DenseSift:
                 bound_min = phow_bound_min(size, max_size)
                 # `scale` keeps cyvlfeat's arrays alive until the next scale's call has returned:
                 # freed at once, glibc hands their pages back and VLFeat's next ~10 MB buffers fault
-                # in fresh ones (measured: ~25 ms of ~150 ms per VOC-size image on 2 cores)
+                # in fresh ones, a visible share of the extraction time
                 scale = vlfeat_dsift(smoothed, size, int(self.step), bound_min, self.window_size, self.fast)
                 out.centers[block], out.values[block], mass = scale
             else:

@@ -238,7 +238,7 @@ def _watermark(rng, canvas: np.ndarray) -> list[int]:
 
     White letters with a dark rim, the way photo agencies mark pictures: the same tag in the same
     corner on every marked image, as the VOC horse images from one riding-themed repository carry it
-    (dissertation Section 4.3, Fig. 4.5). Letters about 1/16 of the long side tall (box ~5 % of the
+    (dissertation Section 4.5.3, Fig. 4.5). Letters about 1/16 of the long side tall (box ~5 % of the
     image area): at 3/4 of that size the FV model of the default toyvoc (15 marked horses) barely
     used the tag, its relevance density in the box was ~1.5x the image average.
     """
