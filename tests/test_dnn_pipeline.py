@@ -235,3 +235,41 @@ def test_training_starts_from_torchvision_layout_weights(toyvoc, tmp_path):
     with pytest.raises(BowlrpError, match="not smallcnn weights"):
         train(TrainConfig(**{**config.__dict__, "weights": str(tmp_path / "r.pt")}), paths, labels, classes,
               tmp_path / "m2", report=lambda m: None)
+
+
+# what each method uses, written out by hand: a store must state exactly these settings
+USED_SETTINGS = {
+    "lrp": {"method": "lrp", "composite": "epsilon-alpha2beta1-flat", "epsilon": 0.01, "alpha": 2.0, "beta": 1.0,
+            "flat_depth": 1},
+    "gradient": {"method": "gradient"},
+    "gradxinput": {"method": "gradxinput"},
+    "deconvnet": {"method": "deconvnet"},
+    "guided": {"method": "guided"},
+    "smoothgrad": {"method": "smoothgrad", "n_samples": 20, "noise": 0.1, "seed": 0},
+    "ig": {"method": "ig", "steps": 32, "baseline": "zeros"},
+}
+
+
+def test_a_store_records_only_the_settings_its_method_used(toyvoc, cnn, tmp_path):
+    from bowlrp.data import open_dataset
+    from bowlrp.dnn.attribution import method_names
+    from bowlrp.model import load_model
+    from bowlrp.parallel import ParallelOptions
+    from bowlrp.runs import explain_split
+    from bowlrp.store import RelevanceStore
+
+    assert set(method_names()) == set(USED_SETTINGS)
+    model = load_model(cnn)
+    samples = open_dataset(toyvoc).split("test")[:2]
+    common = {"format", "version", "class_name", "model_family", "model_sha256", "settings"}
+    for name, expected in USED_SETTINGS.items():
+        store = tmp_path / f"{name}.h5"
+        explain_split(model, samples, model.class_names[0], store, model.explanation_method(method=name),
+                      parallel=ParallelOptions(progress=False))
+        with RelevanceStore(store) as s:
+            recorded = {k: v for k, v in s.attrs.items() if k not in common}
+            assert recorded == expected, name
+            assert s.attrs["model_family"] == "dnn"
+            assert json.loads(s.attrs["settings"])["method"] == name
+    zplus = model.explanation_method(composite="zplus").settings()
+    assert zplus == {"method": "lrp", "composite": "zplus"}  # no epsilon, alpha, beta or flat depth

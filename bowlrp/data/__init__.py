@@ -7,7 +7,8 @@
 The generators (:mod:`bowlrp.data.synth`) write the same formats, so one reader serves real and
 synthetic data.
 """
-from .dataset import VOC_CLASSES, Dataset, ObjectBox, Sample, open_dataset
+from .dataset import VOC_CLASSES, Dataset, ObjectBox, Sample
+from .opening import open_dataset
 from .images import load_image
 
 __all__ = ["VOC_CLASSES", "Dataset", "ObjectBox", "Sample", "open_dataset", "load_image"]

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import BowlrpError
 from ..svm.classifier import BinarySvm
+from .taylor import taylor_relevance
 
 BIAS_MODES = ("keep", "uniform", "weighted")
 
@@ -131,9 +132,8 @@ def explain_svm(machine: BinarySvm, x: np.ndarray, bias: str = "keep", reference
         relevance, bias_relevance = distribute_bias(relevance, machine.intercept_, bias, machine)
         residual = score - float(relevance.sum()) - bias_relevance
         return SvmRelevance(relevance, score, bias_relevance, residual)
-    from .taylor import taylor_relevance
-
     if bias == "weighted":
         raise BowlrpError("bias mode 'weighted' needs a linear SVM; a Taylor decomposition has no bias term")
-    result = taylor_relevance(machine, x, reference=reference, **taylor_options)
-    return result
+    taylor = taylor_relevance(machine, x, reference=reference, **taylor_options)
+    return SvmRelevance(taylor.relevance, taylor.score, taylor.zero_order, taylor.residual,
+                        root_point=taylor.root_point)

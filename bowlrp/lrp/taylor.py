@@ -27,7 +27,6 @@ import numpy as np
 
 from ..errors import BowlrpError
 from ..svm.classifier import BinarySvm
-from .svm import SvmRelevance
 
 DEFAULT_CANDIDATES = 50
 DEFAULT_TOLERANCE = 1e-5
@@ -139,12 +138,29 @@ def model_gradient(machine: BinarySvm, point: np.ndarray) -> np.ndarray:
     return machine.dual_coef_ @ machine.kernel_.gradient(machine.support_vectors_, point)
 
 
+@dataclass
+class TaylorRelevance:
+    """A first-order expansion of f at a root point: ``relevance`` (D,) float64 (the first-order
+    terms), ``score`` f(x), ``zero_order`` f(x~) (0 when spread, see the module docstring),
+    ``residual`` ``f(x) - sum relevance - zero_order``, ``root_point`` x~ (D,)."""
+
+    relevance: np.ndarray
+    score: float
+    zero_order: float
+    residual: float
+    root_point: np.ndarray
+
+    @property
+    def bias_relevance(self) -> float:
+        """The zero-order term takes the bias' place in the SVM layer's books."""
+        return self.zero_order
+
+
 def taylor_relevance(machine: BinarySvm, x: np.ndarray, reference: np.ndarray | None = None,
-                     n_candidates: int = DEFAULT_CANDIDATES, tolerance: float = DEFAULT_TOLERANCE) -> SvmRelevance:
+                     n_candidates: int = DEFAULT_CANDIDATES, tolerance: float = DEFAULT_TOLERANCE) -> TaylorRelevance:
     """First-order Taylor relevance of ``f(x)`` at the nearest root point (Eq. 2.76).
 
-    ``reference`` defaults to the machine's support vectors. Returns an :class:`SvmRelevance` whose
-    ``bias_relevance`` is f(x~) and ``residual`` the remainder of the expansion.
+    ``reference`` defaults to the machine's support vectors.
     """
     x = np.asarray(x, dtype=np.float64).ravel()
     if reference is None:
@@ -162,4 +178,4 @@ def taylor_relevance(machine: BinarySvm, x: np.ndarray, reference: np.ndarray | 
         zero_order = 0.0
     score = float(machine.decision_function(x[None, :])[0])
     residual = score - float(relevance.sum()) - zero_order
-    return SvmRelevance(relevance, score, zero_order, residual, root_point=root.point)
+    return TaylorRelevance(relevance, score, zero_order, residual, root.point)
