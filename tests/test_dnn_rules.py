@@ -1,6 +1,10 @@
 """LRP rules and composites of dnn/: against zennit, against a dense hand-written reference, conservation,
-and the guarantee that explaining leaves no trace on the model."""
+the guarantee that explaining leaves no trace on the model, and the registries of composites and methods
+with the settings an explanation records."""
 from __future__ import annotations
+
+import json
+import uuid
 
 import numpy as np
 import pytest
@@ -8,10 +12,11 @@ import torch
 from torch import nn
 
 from bowlrp.dnn import models
-from bowlrp.dnn.attribution import METHODS, ExplainError, attribute, explain
-from bowlrp.dnn.lrp import Composite, RuleHooks, default_canonizers
+from bowlrp.dnn.attribution import ExplainError, attribute, explain, explanation_settings, method_names
+from bowlrp.dnn.lrp import (THESIS, Composite, RuleHooks, composite_names, default_canonizers, make_composite,
+                            register_composite, unregister_composite)
 from bowlrp.dnn.lrp import rules as R
-from bowlrp.dnn.lrp.composites import WEIGHTED, flat_region
+from bowlrp.dnn.lrp.composites import WEIGHTED, base_mapping, flat_region
 from bowlrp.dnn.lrp.zennit_compat import import_zennit
 
 TOL = 1e-4  # max abs difference, relative to the map's max abs
@@ -217,8 +222,9 @@ def _snapshot(model, x):
 def test_explaining_leaves_no_trace(arch):
     model, x = _model(arch), _x(5)
     before = _snapshot(model, x)
-    for method in METHODS:
-        explain(model, x, 1, method=method, n_samples=2, steps=2)
+    few = {"smoothgrad": {"n_samples": 2}, "ig": {"steps": 2}}  # each method takes only its own parameters
+    for method in method_names():
+        explain(model, x, 1, method=method, **few.get(method, {}))
     for composite in ("epsilon-alpha2beta1-flat", "wsquare", "zplus"):
         explain(model, x, [0, 1], composite=composite)
     with pytest.raises(RuntimeError):  # an error inside the block still removes everything
@@ -389,3 +395,165 @@ def test_batchnorm_folding_is_exact(arch):
         folding.remove()
     assert torch.allclose(folded, before, rtol=1e-12, atol=1e-14)
     assert torch.equal(model(x), before)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Registries and recorded settings
+
+#: what each built-in composite records, written out by hand (registration order): a composite records the
+#: parameters it uses and nothing else (zplus: no epsilon, no alpha/beta, no flat_depth)
+COMPOSITE_SETTINGS = {
+    "epsilon": {"epsilon": 1e-6},
+    "zplus": {},
+    "alpha2beta1": {"alpha": 2.0, "beta": 1.0},
+    "alpha1beta0": {"alpha": 1.0, "beta": 0.0},
+    "flat": {},
+    "wsquare": {},
+    "epsilon-alpha2beta1": {"epsilon": 0.01, "alpha": 2.0, "beta": 1.0},
+    "epsilon-alpha2beta1-flat": {"epsilon": 0.01, "alpha": 2.0, "beta": 1.0, "flat_depth": 1},
+    "epsilon-zplus-flat": {"epsilon": 0.01, "flat_depth": 1},
+    "epsilon-alpha2beta1-zbox": {"epsilon": 0.01, "alpha": 2.0, "beta": 1.0, "low": 0.0, "high": 1.0},
+}
+
+#: the same for the other methods, defaults filled in
+METHOD_SETTINGS = {
+    "gradient": {}, "gradxinput": {}, "deconvnet": {}, "guided": {},
+    "smoothgrad": {"n_samples": 20, "noise": 0.1, "seed": 0},
+    "ig": {"steps": 32, "baseline": "zeros"},
+}
+
+
+def _json_plain(settings: dict) -> bool:
+    """Plain scalars only (what JSON and HDF5 attributes take), and no None."""
+    return json.loads(json.dumps(settings)) == settings and all(
+        type(v) in (str, int, float, bool) for v in settings.values())
+
+
+def test_registries_hold_the_built_in_names_in_order():
+    assert composite_names() == tuple(COMPOSITE_SETTINGS)
+    assert method_names() == ("lrp",) + tuple(METHOD_SETTINGS)
+    assert THESIS == "epsilon-alpha2beta1-flat"
+
+
+@pytest.mark.parametrize("arch", ["smallcnn", "vgg16"])
+def test_recorded_settings_of_every_composite_and_method(nets, arch):
+    model = nets[arch]
+    for name, expected in COMPOSITE_SETTINGS.items():
+        got = explanation_settings(model, "lrp", name)
+        assert got == {"method": "lrp", "composite": name, **expected}, name
+        assert list(got)[:2] == ["method", "composite"] and _json_plain(got), name
+    for name, expected in METHOD_SETTINGS.items():
+        got = explanation_settings(model, name)
+        assert got == {"method": name, **expected}, name
+        assert _json_plain(got), name
+    # the default is the thesis composite, and given values replace the defaults
+    assert explanation_settings(model) == {"method": "lrp", "composite": THESIS, "epsilon": 0.01, "alpha": 2.0,
+                                           "beta": 1.0, "flat_depth": 1}
+    assert explanation_settings(model, flat_depth=3, epsilon=0.1)["flat_depth"] == 3
+    assert explanation_settings(model, flat_depth=0, epsilon=0.1)["epsilon"] == 0.1
+    assert explanation_settings(model, "lrp", "epsilon", epsilon=0.5) == {"method": "lrp", "composite": "epsilon",
+                                                                         "epsilon": 0.5}
+    assert explanation_settings(model, "smoothgrad", n_samples=5, seed=3) == {
+        "method": "smoothgrad", "n_samples": 5, "noise": 0.1, "seed": 3}
+    assert explanation_settings(model, "ig", steps=8) == {"method": "ig", "steps": 8, "baseline": "zeros"}
+    # a Composite object records its own name and rules
+    zbox = make_composite("epsilon-alpha2beta1-zbox", model, low=-3.0, high=3.0)
+    assert explanation_settings(model, composite=zbox)["low"] == -3.0
+    # a non-default choice of canonizers is recorded
+    from bowlrp.dnn.lrp import MergeBatchNorm
+
+    assert explanation_settings(model, canonizers=[MergeBatchNorm()])["canonizers"] == "MergeBatchNorm"
+
+
+def test_rule_settings():
+    assert R.Epsilon(0.25).settings() == {"epsilon": 0.25}
+    assert R.AlphaBeta(3, 2).settings() == {"alpha": 3.0, "beta": 2.0}
+    for rule in (R.ZPlus(), R.Flat(), R.WSquare(), R.Pass(), R.Norm(), R.FlatPool(), R.LocalRenormalization()):
+        assert rule.settings() == {}, rule
+    assert R.ZBox(-1, 2).settings() == {"low": -1.0, "high": 2.0}
+    assert R.ZBox(torch.tensor([-1.0, -2.0]), torch.tensor(3.0)).settings() == {"low": [-1.0, -2.0], "high": 3.0}
+
+    class Unreported(R.LayerRule):
+        def __init__(self, gamma):
+            self.gamma = gamma
+
+    with pytest.raises(NotImplementedError, match="Unreported"):  # never recorded as parameter-free by omission
+        Composite([(nn.Linear, Unreported(0.5))]).settings()
+    with pytest.raises(ExplainError, match="epsilon"):  # two values cannot be one record
+        Composite([(nn.Linear, R.Epsilon(0.01)), (nn.Conv2d, R.Epsilon(1e-6))]).settings()
+
+
+BAD_REQUESTS = [
+    ({"method": "gradient", "steps": 4}, "method 'gradient' takes no parameter 'steps'"),
+    ({"method": "ig", "n_samples": 4}, "method 'ig' takes no parameter 'n_samples'"),
+    ({"method": "lrp", "noise": 0.2}, "method 'lrp' takes no parameter 'noise'"),
+    ({"method": "smoothgrad", "epsilon": 0.1}, "method 'smoothgrad' takes no parameter 'epsilon'"),
+    ({"method": "guided", "flat_depth": 2}, "flat_depth applies to method 'lrp' only"),
+    ({"method": "ig", "flat_depth": 0}, "flat_depth applies to method 'lrp' only"),
+    ({"method": "nope"}, "unknown method 'nope'"),
+    ({"composite": "zplus", "flat_depth": 1}, "composite 'zplus' takes no parameter 'flat_depth'"),
+    ({"composite": "zplus", "epsilon": 0.1}, "composite 'zplus' takes no parameter 'epsilon'"),
+    ({"composite": "epsilon-alpha2beta1-zbox", "flat_depth": 2}, "takes no parameter 'flat_depth'"),
+    ({"flat_depth": -1}, "flat_depth must be an integer >= 0"),
+    ({"flat_depth": 1.5}, "flat_depth must be an integer >= 0"),
+    ({"flat_depth": 99}, "flat_depth 99 exceeds"),
+    ({"epsilon": -0.1}, "epsilon must be a finite number >= 0"),
+    ({"method": "ig", "steps": 0}, "steps must be an integer >= 1"),
+    ({"method": "smoothgrad", "noise": -1.0}, "noise must be a finite number >= 0"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", BAD_REQUESTS, ids=[m for _, m in BAD_REQUESTS])
+def test_bad_requests_raise_explain_error_naming_the_parameter(nets, kwargs, message):
+    """attribute and explanation_settings refuse the same requests with the same one-line message, which
+    names parameters (never command-line flags)."""
+    from bowlrp.errors import BowlrpError
+
+    model, x = nets["smallcnn"], _x(12, n=1)
+    with pytest.raises(ExplainError) as from_attribute:
+        attribute(model, x, 1, **kwargs)
+    with pytest.raises(ExplainError) as from_settings:
+        explanation_settings(model, **kwargs)
+    assert message in str(from_attribute.value)
+    assert str(from_attribute.value) == str(from_settings.value)
+    assert "--" not in str(from_attribute.value) and "\n" not in str(from_attribute.value)
+    assert isinstance(from_attribute.value, BowlrpError) and isinstance(from_attribute.value, ValueError)
+
+
+def test_composite_object_refuses_parameters_for_building_one(nets):
+    model, x = nets["smallcnn"], _x(12, n=1)
+    composite = make_composite(THESIS, model)
+    for key, value in (("flat_depth", 2), ("epsilon", 0.1)):
+        with pytest.raises(ExplainError, match=f"{key} applies to a composite given by name"):
+            attribute(model, x, 1, composite=composite, **{key: value})
+
+
+def test_unknown_composite_lists_the_registered_names(nets):
+    with pytest.raises(ExplainError, match="unknown composite 'thesis'") as info:
+        explain(nets["smallcnn"], _x(12, n=1), 1, composite="thesis")
+    assert str(info.value).endswith(", ".join(composite_names()))
+
+
+def test_a_registered_composite_is_usable_by_name(nets):
+    model, x = nets["smallcnn"], _x(13, n=1)
+    name = f"test-epsilon-everywhere-{uuid.uuid4().hex[:8]}"  # unique, so no other test sees a clash
+
+    @register_composite(name)
+    def factory(model, *, flat_depth=None, epsilon=None, low=0.0, high=1.0):
+        return Composite(base_mapping() + [(WEIGHTED, R.Epsilon(0.25 if epsilon is None else epsilon))])
+
+    try:
+        assert composite_names()[-1] == name
+        with pytest.raises(ExplainError, match="already registered"):
+            register_composite(name)(factory)
+        by_name = explain(model, x, 1, composite=name)
+        by_object = explain(model, x, 1, composite=Composite(base_mapping() + [(WEIGHTED, R.Epsilon(0.25))]))
+        assert torch.equal(by_name, by_object)
+        assert not torch.allclose(by_name, explain(model, x, 1))  # not silently the default composite
+        assert explanation_settings(model, composite=name) == {"method": "lrp", "composite": name, "epsilon": 0.25}
+        assert explanation_settings(model, composite=name, epsilon=0.5)["epsilon"] == 0.5
+    finally:
+        unregister_composite(name)
+    assert name not in composite_names()
+    with pytest.raises(ExplainError, match="unknown composite"):
+        explain(model, x, 1, composite=name)

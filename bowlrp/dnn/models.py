@@ -1,4 +1,6 @@
-"""Network architectures (SPEC 5.2), written here because torchvision cannot be assumed.
+"""Network architectures: CaffeNet and VGG-16 as compared in dissertation Section 5.3.1, ResNets (the
+non-sequential models Section 5.6 leaves open), and a small CNN; written here because torchvision cannot be
+assumed.
 
 State-dict keys and shapes follow torchvision's files (``vgg16``, ``resnet18``, ``resnet50``, ``alexnet``),
 so ``model.load_state_dict(torch.load(path, weights_only=True))`` takes their weights (the 1000-way

@@ -1,4 +1,5 @@
-"""Image geometry for the DNNs (Appendix C.1) and its inverse for relevance maps (SPEC 5.4).
+"""Image geometry for the DNNs (dissertation Appendix C.1.1 and C.1.2) and its inverse for relevance maps, so
+that maps line up with the original image and its boxes (as the outside-inside ratio of Eq. 4.11 needs).
 
 Forward: resize so the longest side is ``size`` (aspect kept, bilinear with antialiasing), pad the short
 side to a square by copying the border pixels, cut a ``crop x crop`` window (4 corners and the centre,

@@ -1,4 +1,5 @@
-"""Multi-label training on VOC-format data (SPEC 5.3, Appendix C.1) and centre-crop scoring.
+"""Multi-label training on VOC-format data (dissertation Appendix C.1: the summed hinge loss of C.1, the crops
+of C.1.1) and centre-crop scoring (C.1.2).
 
 * Loss: the sum over classes of hinge losses ``max(0, 1 - y_c f_c(x))`` with ``y_c`` in {+1, -1};
   "difficult" labels (0) are left out of the sum. Mean over the batch.
@@ -111,7 +112,8 @@ def train(config: TrainConfig, paths: Sequence[str | Path], labels: np.ndarray, 
     if (out / CHECKPOINT_JSON).is_file():
         earlier = json.loads((out / CHECKPOINT_JSON).read_text())
         if earlier["settings"] != settings:
-            raise BowlrpError(f"{out} holds a checkpoint of another training run; use another --out or delete it")
+            raise BowlrpError(f"{out} holds a checkpoint of another training run; write the model elsewhere or "
+                              "delete it")
         state = load_tensors(out / CHECKPOINT)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

@@ -25,14 +25,21 @@ window, for pooling layers inside the flat decomposition depth). Max pooling wit
 plain gradient (Eq. 2.33, the winner takes all).
 
 Baseline backward maps for ReLUs: :class:`DeconvReLU` and :class:`GuidedReLU`.
+
+Every rule reports the parameters that shape its result with :meth:`LayerRule.settings` (what an
+explanation records). The small stabilisers that only keep a denominator away from zero are not
+reported: they are fixed and do not change a map beyond rounding.
 """
 from __future__ import annotations
 
+from numbers import Real
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .errors import ExplainError
 
 Tensor = torch.Tensor
 DEFAULT_STABILIZER = 1e-6
@@ -91,9 +98,22 @@ class LayerRule:
                  relevance: Tensor) -> tuple[Tensor | None, ...]:
         raise NotImplementedError
 
+    def settings(self) -> dict:
+        """The rule's parameters as plain values (str, int, float, bool, or a list of floats); ``{}`` for a
+        parameter-free rule. Required of every rule, so that a new rule cannot be recorded as parameter-free
+        by omission."""
+        raise NotImplementedError(f"{type(self).__name__} does not report its settings; define settings()")
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
+
+
+class _ParameterFree(LayerRule):
+    """A rule without parameters of its own."""
+
+    def settings(self) -> dict:
+        return {}
 
 
 class Epsilon(LayerRule):
@@ -101,6 +121,9 @@ class Epsilon(LayerRule):
 
     def __init__(self, eps: float = 1e-6):
         self.eps = float(eps)
+
+    def settings(self) -> dict:
+        return {"epsilon": self.eps}
 
     def backward(self, module, inputs, output, relevance):
         (x,) = inputs
@@ -115,8 +138,12 @@ class AlphaBeta(LayerRule):
 
     def __init__(self, alpha: float = 2.0, beta: float = 1.0, stabilizer: float = DEFAULT_STABILIZER):
         if alpha < 0 or beta < 0 or abs(alpha - beta - 1.0) > 1e-12:
-            raise ValueError(f"alpha-beta needs alpha, beta >= 0 and alpha - beta = 1, got {alpha}, {beta}")
+            raise ExplainError(f"alpha-beta needs alpha, beta >= 0 and alpha - beta = 1, got alpha={alpha}, "
+                               f"beta={beta}")
         self.alpha, self.beta, self.stabilizer = float(alpha), float(beta), float(stabilizer)
+
+    def settings(self) -> dict:
+        return {"alpha": self.alpha, "beta": self.beta}
 
     def backward(self, module, inputs, output, relevance):
         (x,) = inputs
@@ -153,8 +180,11 @@ class ZPlus(AlphaBeta):
     def __init__(self, stabilizer: float = DEFAULT_STABILIZER):
         super().__init__(1.0, 0.0, stabilizer)
 
+    def settings(self) -> dict:
+        return {}  # z+ is a rule of its own, not a choice of alpha and beta
 
-class _InputFree(LayerRule):
+
+class _InputFree(_ParameterFree):
     """Rules whose contributions do not depend on the input: ``R_i = sum_j m_ij / sum_i' m_i'j R_j``."""
 
     stabilizer = DEFAULT_STABILIZER
@@ -196,6 +226,9 @@ class ZBox(LayerRule):
     def __init__(self, low: float | Tensor, high: float | Tensor, stabilizer: float = DEFAULT_STABILIZER):
         self.low, self.high, self.stabilizer = low, high, float(stabilizer)
 
+    def settings(self) -> dict:
+        return {"low": _plain_bound(self.low), "high": _plain_bound(self.high)}
+
     def backward(self, module, inputs, output, relevance):
         (x,) = inputs
         op = _WeightedOp(module)
@@ -209,14 +242,22 @@ class ZBox(LayerRule):
         return (x * op.transpose(s, w, shape) - low * op.transpose(s, wp, shape) - high * op.transpose(s, wn, shape),)
 
 
-class Pass(LayerRule):
+def _plain_bound(bound: float | Tensor) -> float | list[float]:
+    """A z^B bound as a float, or a flat list of floats for a per-pixel/per-channel tensor."""
+    if isinstance(bound, Real):
+        return float(bound)
+    values = torch.as_tensor(bound).detach().cpu().double().flatten()
+    return float(values[0]) if values.numel() == 1 else values.tolist()
+
+
+class Pass(_ParameterFree):
     """Identity: the relevance of the output is the relevance of the (single) input (Eq. 2.37)."""
 
     def backward(self, module, inputs, output, relevance):
         return (relevance,) + (None,) * (len(inputs) - 1)
 
 
-class Norm(LayerRule):
+class Norm(_ParameterFree):
     """Epsilon rule on a parameter-free mapping (average pooling, sums of several inputs, Eq. 2.39)."""
 
     def __init__(self, stabilizer: float = DEFAULT_STABILIZER):
@@ -243,7 +284,7 @@ def _pool_as_average(module: nn.Module) -> Callable[[Tensor], Tensor]:
     raise TypeError(f"no flat pooling rule for {type(module).__name__}")
 
 
-class FlatPool(LayerRule):
+class FlatPool(_ParameterFree):
     """Flat rule for a pooling layer: R_j spread uniformly over its window (used inside the flat depth)."""
 
     def backward(self, module, inputs, output, relevance):
@@ -263,7 +304,7 @@ def _channel_window_sum(v: Tensor, before: int, after: int) -> Tensor:
     return sum(padded[:, o:o + v.shape[1]] for o in range(n))
 
 
-class LocalRenormalization(LayerRule):
+class LocalRenormalization(_ParameterFree):
     """Local response normalisation ``z_j = x_j / (k + b sum_{i in W(j)} x_i^2)^c`` (``b = alpha / size``,
     ``c = beta``; Eq. 2.42 with k = 1) decomposed by its first-order expansion (Eqs. 2.43-2.46): neuron j
     keeps ``v_jj = x_j / (k + b x_j^2)^c`` and every other neuron i of its window gets the negative share
@@ -287,14 +328,14 @@ class LocalRenormalization(LayerRule):
         return (own * s + x2 * to_neighbours,)
 
 
-class DeconvReLU(LayerRule):
+class DeconvReLU(_ParameterFree):
     """Deconvnet backward through a ReLU: ``relu(grad)``, ignoring the forward mask."""
 
     def backward(self, module, inputs, output, relevance):
         return (relevance.clamp(min=0),)
 
 
-class GuidedReLU(LayerRule):
+class GuidedReLU(_ParameterFree):
     """Guided backprop through a ReLU: ``relu(grad) * (x > 0)``."""
 
     def backward(self, module, inputs, output, relevance):
