@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from functools import cache
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import joblib
+import numba
+from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from .errors import BowlrpError
@@ -20,6 +25,39 @@ from .errors import BowlrpError
 log = logging.getLogger(__name__)
 
 BACKENDS = ("loky", "threading", "dask")
+T = TypeVar("T")
+CHUNK_SPREAD = 16      # row ranges enough to keep this many threads busy, when there are rows enough
+MIN_CHUNK_ROWS = 1024  # ... but no range shorter than this only to spread the work
+
+
+@cache
+def _thread_pools() -> ThreadpoolController:
+    """The process's BLAS/OpenMP pools, looked up once (a fresh lookup per image is a visible cost)."""
+    return ThreadpoolController()
+
+
+def map_row_chunks(func: Callable[[int, int], T], n: int, chunk_rows: int) -> list[T]:
+    """``func(start, stop)`` over consecutive row ranges covering ``0..n``, results in row order.
+
+    The ranges are spread over the process's compute threads (numba's thread count: 1 inside joblib
+    workers), each thread running whole ranges with BLAS held to one thread. Why: a GEMM's rounding
+    depends on how many BLAS threads share it, and on where a row falls in the GEMM's blocking
+    (OpenBLAS, seen on AMD EPYC), so without the limit the same image encoded in the main process
+    and in a worker got features differing in the last bits. The ranges depend on ``n`` and
+    ``chunk_rows`` only (at most ``chunk_rows`` rows each, and enough of them to keep up to
+    :data:`CHUNK_SPREAD` threads busy), never on the thread count, so neither do the results.
+    It is also faster: idle BLAS threads spinning after a GEMM starve a numba kernel that follows.
+    """
+    chunk_rows = max(int(chunk_rows), 1)
+    n_chunks = max(math.ceil(n / chunk_rows), min(CHUNK_SPREAD, math.ceil(n / MIN_CHUNK_ROWS)), 1)
+    step = max(1, math.ceil(n / n_chunks))
+    starts = range(0, n, step)
+    workers = max(1, min(numba.get_num_threads(), len(starts)))
+    with _thread_pools().limit(limits=1, user_api="blas"):
+        if workers == 1:
+            return [func(start, min(start + step, n)) for start in starts]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(lambda start: func(start, min(start + step, n)), starts))
 
 
 @dataclass

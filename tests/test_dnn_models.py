@@ -1,4 +1,4 @@
-"""dnn.models: torchvision-compatible state dicts, weights_only round trips, CLI architecture names."""
+"""dnn.models: torchvision-compatible state dicts, weights_only round trips, loading refuses code."""
 from __future__ import annotations
 
 import io
@@ -86,11 +86,3 @@ def test_loading_refuses_pickled_code(tmp_path):
     torch.save({"x": Evil()}, tmp_path / "m" / "weights.pt")
     with pytest.raises(ModelError, match="not a plain tensor file"):
         load_network(tmp_path / "m")
-
-
-def test_cli_architecture_choices_are_the_library_architectures():
-    """The CLI keeps the architecture names as plain strings (its parser must not import torch); a name
-    missing there could not be trained from the command line, an extra one would fail only at build time."""
-    from bowlrp.dnn import cli
-
-    assert cli.ARCHITECTURES == tuple(models.ARCHITECTURES)

@@ -334,6 +334,28 @@ def test_pca_matches_sklearn(kmeans_data):
     np.testing.assert_allclose(np.abs(out), np.abs(ref.transform(x.astype(np.float64))), rtol=1e-3, atol=1e-3)
 
 
+def test_pca_projection_is_the_same_for_any_blas_thread_count_and_chunking():
+    """A joblib worker (BLAS and numba on one thread) and the main process must project identically, or
+    the same image gets other features in parallel runs (multi-threaded sgemm rounds differently)."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(100, 40, size=(20000, 128)).astype(np.float32)
+    pca = PcaProjection(n_components=80).fit(x[:5000])
+    reference = (x.astype(np.float64) - pca.mean_) @ pca.components_.T.astype(np.float64)
+    default = pca.transform(x)
+    np.testing.assert_allclose(default, reference, rtol=1e-4, atol=1e-3)
+    with threadpool_limits(1):
+        np.testing.assert_array_equal(pca.transform(x), default)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        np.testing.assert_array_equal(pca.transform(x), default)
+    finally:
+        numba.set_num_threads(threads)
+
+
 # ----------------------------------------------------------------------------- pooling
 def test_p_means_pooling():
     rng = np.random.default_rng(0)

@@ -16,8 +16,8 @@ from ..dnn.lrp.composites import THESIS, composite_names
 from ..dnn.models import ARCHITECTURES
 from ..dnn.train import TrainConfig, train
 from ..runs import classes_with_positives, labelled_split
-from .common import add_data_source, add_evaluate_arguments, add_explain_targets, note, report_skips, skip_log
-from .models import run_evaluate, run_explain
+from .common import add_data_source, add_explain_targets, note, report_skips, skip_log
+from .models import add_evaluate_parser, run_explain
 
 DNN_OPTIONS = ("method", "composite", "flat_depth")
 METHOD_HELP = {"lrp": "the composite's LRP rules", "gradient": "sensitivity", "gradxinput": "gradient x input",
@@ -58,12 +58,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     _device(train_parser)
     train_parser.set_defaults(handler=run_train)
 
-    evaluate = actions.add_parser("evaluate", parents=[common], help="per-class AP on a split (centre crop)",
-                                  description="Score the centre crop of every image of a split and report VOC "
-                                              "11-point AP per class, as 'bowlrp evaluate' does.")
-    add_evaluate_arguments(evaluate)
-    _device(evaluate)
-    evaluate.set_defaults(handler=run_evaluate)
+    _device(add_evaluate_parser(actions, common, "per-class AP on a split (centre crop)",
+                                "Score the centre crop of every image of a split and report VOC 11-point AP per "
+                                "class, as 'bowlrp evaluate' does."))
 
     explain = actions.add_parser(
         "explain", parents=[common], help="relevance maps of a network's class score",

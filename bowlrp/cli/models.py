@@ -19,14 +19,18 @@ from .common import (add_evaluate_arguments, add_explain_targets, add_model, add
 BOW_OPTIONS = ("rule", "eps", "alpha", "bias", "depth")
 
 
+def add_evaluate_parser(actions, common: argparse.ArgumentParser, help: str, description: str) -> argparse.ArgumentParser:
+    """An ``evaluate`` command (``bowlrp evaluate``, ``bowlrp dnn evaluate``) run by :func:`run_evaluate`."""
+    parser = actions.add_parser("evaluate", parents=[common], help=help, description=description)
+    add_evaluate_arguments(parser)
+    parser.set_defaults(handler=run_evaluate)
+    return parser
+
+
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
-    evaluate_parser = sub.add_parser("evaluate", parents=[common], help="per-class average precision of a model on a split",
-                                     description="Score every image of a split and report VOC 11-point AP per "
-                                                 "class (and area AP) as a table and as JSON. Any model "
-                                                 "directory: BoW/FV or DNN.")
-    add_evaluate_arguments(evaluate_parser)
-    add_parallel(evaluate_parser)
-    evaluate_parser.set_defaults(handler=run_evaluate)
+    add_parallel(add_evaluate_parser(sub, common, "per-class average precision of a model on a split",
+                                     "Score every image of a split and report VOC 11-point AP per class (and area "
+                                     "AP) as a table and as JSON. Any model directory: BoW/FV or DNN."))
 
     predict = sub.add_parser("predict", parents=[common], help="per-class scores f(x) for image files",
                              description="Print (and optionally write as JSON) each class' score for every "

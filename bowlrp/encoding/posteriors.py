@@ -13,16 +13,12 @@ those into the CSR arrays. Chunks run on as many threads as numba may use (one i
 """
 from __future__ import annotations
 
-import math
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from numba import njit
-from threadpoolctl import ThreadpoolController
 
+from ..parallel import map_row_chunks
 from .vocabulary import LogJoint
 
 # vl_fisher ignores a descriptor/component pair whose posterior is below this.
@@ -31,12 +27,6 @@ VL_FISHER_MIN_POSTERIOR = 1e-6
 # exp(-40) ~ 4e-18: log-joint entries further than this below their row's maximum add less
 # than K * 4e-18 to a posterior's denominator, far below float32 resolution, so their exp is skipped.
 _NEGLIGIBLE_LOG_RATIO = -40.0
-
-
-@cache
-def _thread_pools() -> ThreadpoolController:
-    """The process's BLAS/OpenMP pools, looked up once (a fresh lookup per image is a visible cost)."""
-    return ThreadpoolController()
 
 
 @dataclass(frozen=True)
@@ -132,16 +122,10 @@ def sparse_posteriors(joint: LogJoint, values: np.ndarray, threshold: float = VL
         At most this many rows per GEMM; each worker thread holds one chunk's ``(rows, K)`` float32
         log-joints and int32 survivor indices at a time.
     """
-    n = len(values)
     k_total = int(joint.W.shape[1])
-    chunk_rows = max(int(chunk_rows), 1)
-    workers = max(1, min(numba.get_num_threads(), math.ceil(n / chunk_rows)))
-    # the same number of equal chunks for every worker, none longer than chunk_rows
-    n_chunks = workers * max(1, math.ceil(n / (workers * chunk_rows)))
-    step = max(1, math.ceil(n / n_chunks))
 
-    def chunk(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        logp = joint.log_joint(values[start:start + step])
+    def chunk(start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        logp = joint.log_joint(values[start:stop])
         counts = np.empty(len(logp), dtype=np.int64)
         totals = np.empty(len(logp))
         kept = np.empty(logp.shape, dtype=np.int32)
@@ -153,15 +137,8 @@ def sparse_posteriors(joint: LogJoint, values: np.ndarray, threshold: float = VL
         _gather_survivors(logp, kept, counts, totals, indptr, component, gamma)
         return indptr, component, gamma
 
-    starts = range(0, n, step)
-    if workers > 1:
-        # Each thread runs its chunks' GEMM (BLAS held to one thread) and the GIL-free softmax: the
-        # cores stay busy on whole chunks instead of BLAS and numba thread pools taking turns (idle
-        # BLAS threads spin and starve a parallel kernel that follows them).
-        with _thread_pools().limit(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(chunk, starts))
-    else:
-        parts = [chunk(start) for start in starts]
+    # each thread runs whole chunks: its GEMM and the GIL-free softmax
+    parts = map_row_chunks(chunk, len(values), chunk_rows)
     if not parts:
         return SparsePosteriors(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0), k_total)
     if len(parts) == 1:
