@@ -20,7 +20,7 @@ def prepare_output(out: str | os.PathLike, overwrite: bool, owned: list[str]) ->
         raise DataError(f"{root}: exists and is not a directory")
     if root.is_dir() and any(root.iterdir()):
         if not overwrite:
-            raise DataError(f"{root}: not empty (--overwrite, or overwrite=True, replaces a generated set)")
+            raise DataError(f"{root}: not empty (overwrite replaces a generated set)")
         for name in owned:
             if (root / name).is_dir():
                 shutil.rmtree(root / name)
