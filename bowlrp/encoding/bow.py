@@ -33,7 +33,7 @@ def l1_normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.where(norm > 0, norm, 1.0)
 
 
-class _BowEncoder:
+class BowEncoder:
     """Shared pooling / normalisation / persistence of the BoW encoders."""
 
     def __init__(self, vocab: KMeansVocabulary, pyramid: SpatialPyramid | None = None, pooling="sum"):
@@ -144,7 +144,7 @@ class _BowEncoder:
         }
 
 
-class RankBowEncoder(_BowEncoder):
+class RankBowEncoder(BowEncoder):
     """Rank-mapped soft BoW of Eq. (2.86), l1-normalised per cell.
 
     Parameters
@@ -197,7 +197,7 @@ class RankBowEncoder(_BowEncoder):
         return cls(p=float(meta.get("p", 2.0)), n=int(meta.get("n", 4)), **cls._common_from_state(meta, arrays))
 
 
-class HardVqEncoder(_BowEncoder):
+class HardVqEncoder(BowEncoder):
     """Hard vector quantisation: each descriptor counts for its nearest centre; l1-normalised
     histogram per cell.
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..data.images import load_image
 from ..encoding import FisherEncoder
-from ..encoding.bow import _BowEncoder
+from ..encoding.bow import BowEncoder
 from ..errors import BowlrpError
 from ..explanation import Explanation
 from .bow import bow_relevance
@@ -78,7 +78,7 @@ def _(encoder: FisherEncoder, values, positions, relevance, rule, per_dimension,
 
 
 @encoder_relevance.register
-def _(encoder: _BowEncoder, values, positions, relevance, rule, per_dimension, forward):
+def _(encoder: BowEncoder, values, positions, relevance, rule, per_dimension, forward):
     if per_dimension:
         raise BowlrpError(BINS_NEED_FV)
     return bow_relevance(encoder, values, positions, relevance, rule)
