@@ -6,7 +6,8 @@ stores, and the analyses built on them (:mod:`bowlrp.runs`) — talks to a model
 networks (:class:`bowlrp.dnn.classifier.DnnClassifier`) and any third family are run, explained and
 compared by the same code. A family provides:
 
-* ``class_names`` and :meth:`Model.score_files`: class scores ``f(x)`` of image files;
+* ``class_names``, :meth:`Model.score_files` and :meth:`Model.score_images`: class scores ``f(x)``
+  of image files and of images in memory (what perturbation analyses feed in);
 * :meth:`Model.explanation_method`: its options (rule, composite, ...) checked and turned into an
   :class:`ExplanationMethod`, which knows the settings it uses — and only those — for the record;
 * :meth:`Model.explain`: one image, one class, one :class:`~bowlrp.explanation.Explanation` (the map
@@ -56,6 +57,12 @@ class Model(ABC):
     class_names: list[str]
     source: Path | None = None  # the directory the model was loaded from or saved to
 
+    @property
+    def variant(self) -> str:
+        """A short name of the kind of model within its family, for tables (``"fv"``, ``"bow"``,
+        ``"dnn"``); the family's name unless the family says more."""
+        return self.family
+
     @abstractmethod
     def score_files(self, paths: Sequence[str | Path], skips: SkipLog,
                     parallel: ParallelOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -68,6 +75,11 @@ class Model(ABC):
         ok : (n,) bool
             Which files have a row; the others were recorded in ``skips``.
         """
+
+    @abstractmethod
+    def score_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Class scores ``(n, n_classes)`` float64 of images ``(H, W, 3)`` in [0, 1] held in memory
+        (families that can batch do so)."""
 
     @abstractmethod
     def explanation_method(self, **options: Any) -> ExplanationMethod:

@@ -359,6 +359,15 @@ class BowModel(Model):
         scores = self.decision_function(X) if len(X) else np.zeros((0, len(self.class_names)))
         return scores, ok
 
+    def score_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        if not len(images):
+            return np.zeros((0, len(self.class_names)))
+        return self.decision_function(np.stack([self.features.encode_image(image) for image in images]))
+
+    @property
+    def variant(self) -> str:
+        return "fv" if self.config.encoder == "fisher" else "bow"
+
     def explanation_method(self, rule: str = "epsilon", eps: float = 0.0, alpha: float = 2.0, bias: str = "keep",
                            depth: str = "descriptors") -> BowLrp:
         """LRP with the encoder-layer ``rule`` (``"epsilon"`` with stabiliser ``eps``, ``"alphabeta"``

@@ -93,7 +93,8 @@ class StoreSummary:
 def store_settings(model: Model, class_name: str, method: ExplanationMethod, samples: Sequence[Sample]) -> dict:
     """What a store records and an interrupted run must match: class, model (family and digest),
     the method's settings, and the images."""
-    return {"class_name": class_name, "model_family": model.family, "model_sha256": model.digest(),
+    return {"class_name": class_name, "model_family": model.family, "model_variant": model.variant,
+            "model_sha256": model.digest(),
             **method.settings(), "image_ids": [s.image_id for s in samples]}
 
 

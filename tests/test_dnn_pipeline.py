@@ -261,7 +261,7 @@ def test_a_store_records_only_the_settings_its_method_used(toyvoc, cnn, tmp_path
     assert set(method_names()) == set(USED_SETTINGS)
     model = load_model(cnn)
     samples = open_dataset(toyvoc).split("test")[:2]
-    common = {"format", "version", "class_name", "model_family", "model_sha256", "settings"}
+    common = {"format", "version", "class_name", "model_family", "model_variant", "model_sha256", "settings"}
     for name, expected in USED_SETTINGS.items():
         store = tmp_path / f"{name}.h5"
         explain_split(model, samples, model.class_names[0], store, model.explanation_method(method=name),
@@ -273,3 +273,15 @@ def test_a_store_records_only_the_settings_its_method_used(toyvoc, cnn, tmp_path
             assert json.loads(s.attrs["settings"])["method"] == name
     zplus = model.explanation_method(composite="zplus").settings()
     assert zplus == {"method": "lrp", "composite": "zplus"}  # no epsilon, alpha, beta or flat depth
+
+
+def test_scores_of_images_in_memory_equal_those_of_their_files(toyvoc, cnn):
+    from bowlrp.data import load_image, open_dataset
+    from bowlrp.errors import SkipLog
+    from bowlrp.model import load_model
+
+    model = load_model(cnn)
+    paths = [s.path for s in open_dataset(toyvoc).split("test")[:5]]
+    from_files, ok = model.score_files(paths, SkipLog())
+    assert ok.all()
+    np.testing.assert_allclose(model.score_images([load_image(p) for p in paths]), from_files, rtol=1e-5, atol=1e-6)

@@ -46,10 +46,13 @@ class PixelLinear(Model):
     def score_files(self, paths, skips, parallel=None):
         rows, ok = [], np.zeros(len(paths), dtype=bool)
         for i, path in enumerate(paths):
-            image = load_image(path)
-            rows.append(image.reshape(-1, 3).astype(np.float64).mean(0) @ self.weights.T + self.bias)
+            rows.append(self.score_images([load_image(path)])[0])
             ok[i] = True
         return np.array(rows), ok
+
+    def score_images(self, images):
+        return np.array([image.reshape(-1, 3).astype(np.float64).mean(0) @ self.weights.T + self.bias
+                         for image in images]).reshape(len(images), -1)
 
     def explanation_method(self) -> ExactPixels:
         return ExactPixels()

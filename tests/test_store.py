@@ -108,3 +108,14 @@ def test_a_run_with_other_settings_does_not_mix_with_leftover_parts(model_dir, s
     with pytest.raises(BowlrpError, match="interrupted run with other settings"):
         explain_split(model, samples, "horse", tmp_path / "s.h5", model.explanation_method(),
                       parallel=ParallelOptions(progress=False))
+
+
+def test_scores_of_images_in_memory_equal_those_of_their_files(model_dir, small_toyvoc):
+    from bowlrp.data import load_image
+
+    model = load_model(model_dir)
+    assert model.variant == "fv"
+    paths = [s.path for s in open_dataset(small_toyvoc).split("test")[:3]]
+    from_files, ok = model.score_files(paths, SkipLog(), ParallelOptions(progress=False))
+    assert ok.all()
+    np.testing.assert_array_equal(model.score_images([load_image(p) for p in paths]), from_files)

@@ -66,6 +66,17 @@ class DnnClassifier(Model):
         # batches on the model's device; worker processes would each hold a copy of the network
         return score_images(self.network, paths, skips)
 
+    def score_images(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Centre-crop scores, ``batch_size`` images per forward pass."""
+        size, crop = self.meta["size"], self.meta["crop"]
+        device = next(self.network.parameters()).device
+        rows = [np.zeros((0, len(self.class_names)))]
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                batch = torch.cat([centre_input(image, size, crop) for image in images[start:start + batch_size]])
+                rows.append(self.network(batch.to(device)).double().cpu().numpy())
+        return np.concatenate(rows)
+
     def explanation_method(self, method: str = "lrp", composite: str = THESIS, flat_depth: int | None = None,
                            **params: Any) -> DnnAttribution:
         """``method`` of :func:`bowlrp.dnn.attribution.method_names`; for ``"lrp"`` a registered
