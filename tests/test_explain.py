@@ -159,7 +159,7 @@ def larger_fv(tmp_path_factory):
 def test_most_relevant_descriptors_matter_more_than_random_ones(larger_fv):
     """Replacing the 10 % most relevant descriptors by GMM samples (Appendix C.2) lowers f(x) more than
     replacing a random 10 %, on at least 80 % of the positively predicted test images."""
-    from bowlrp.analysis.perturbation import replacement_drop
+    from bowlrp.analysis.descriptor_replacement import replacement_curves
 
     model, test = larger_fv
     outcomes = []
@@ -170,9 +170,10 @@ def test_most_relevant_descriptors_matter_more_than_random_ones(larger_fv):
         for column in np.flatnonzero(scores > 0):
             class_name = model.class_names[column]
             e = explain_image(model, image, class_name, rule=EncoderRule("epsilon", 1.0))
-            drop = replacement_drop(model, descriptors, class_name, e.descriptor_relevance, fraction=0.1, repeats=2)
-            assert drop["score"] == pytest.approx(scores[column])
-            outcomes.append(drop["most_relevant"] < drop["random"])
+            curves = replacement_curves(model, descriptors, class_name, {"lrp": e.descriptor_relevance, "random": None},
+                                        steps=1, batch=max(1, round(0.1 * len(descriptors))), repeats=2)
+            assert curves["lrp"][0, 0] == pytest.approx(scores[column])
+            outcomes.append(curves["lrp"][:, 1].mean() < curves["random"][:, 1].mean())
     assert len(outcomes) >= 20
     assert np.mean(outcomes) >= 0.8, (np.mean(outcomes), len(outcomes))
 

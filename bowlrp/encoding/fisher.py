@@ -329,8 +329,15 @@ class FisherEncoder:
 
     def vector(self, forward: FisherForward) -> np.ndarray:
         """``Phi(x)`` of a :meth:`forward` result, (dim,) float32."""
-        average = self.normalization == "none"  # "none" reports vl_fisher's per-cell means
-        return self.normalize(forward.cell_vectors(average).astype(np.float32))
+        return self.finish(forward.unnormalized, forward.counts)
+
+    def finish(self, unnormalized: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """``Phi`` of per-cell sums ``(n_cells, dim_per_cell)`` over ``counts`` ``(n_cells,)`` descriptors,
+        (dim,) float32: what :meth:`vector` does with a forward pass, for sums kept elsewhere (the
+        incremental updates of descriptor replacement, Eq. C.2)."""
+        if self.normalization == "none":  # "none" reports vl_fisher's per-cell means
+            unnormalized = unnormalized / np.maximum(counts, 1.0)[:, None]
+        return self.normalize(unnormalized.astype(np.float32))
 
     # -- persistence ---------------------------------------------------------------------
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:

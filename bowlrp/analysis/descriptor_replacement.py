@@ -1,0 +1,184 @@
+"""Faithfulness of a Fisher-vector model's descriptor relevance: MoRF curves by replacing local
+descriptors with samples of the model's own GMM (dissertation Appendix C.2, Eqs. C.1-C.2; AOPC
+Eq. 3.7; the comparison of rules in Fig. 4.3).
+
+Pixel perturbation suits a Fisher-vector model badly: one changed pixel touches many overlapping
+descriptors, and grey patches with straight edges are evidence of their own for SIFT. So the
+descriptors are ordered by relevance and replaced, ``batch`` at a time, by draws from the GMM
+(near the data manifold); a replaced descriptor keeps its position, hence its pyramid cells.
+
+A Fisher vector is a sum over descriptors before its normalisation (Eq. C.1), so a step needs no
+re-encoding: :class:`IncrementalFisher` subtracts the replaced descriptors' contributions from the
+per-cell sums and adds their substitutes' (Eq. C.2), then applies the normalisation. A step costs
+two encodings of ``batch`` descriptors, not one of the whole image.
+
+Orders: the relevance ``R_l`` of each descriptor under an LRP rule (:data:`RULE_ORDERS`: epsilon 1
+and 100, alpha 2 / beta 1, the |z| counter-example) or a random permutation. Each curve is repeated
+with other substitutes; the substitutes of repetition r are the same for every order, so orders are
+compared on equal draws.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..encoding import FisherEncoder
+from ..errors import BowlrpError
+from ..features.descriptors import DescriptorSet
+
+RULE_ORDERS: dict[str, dict] = {
+    "eps1": {"rule": "epsilon", "eps": 1.0},
+    "eps100": {"rule": "epsilon", "eps": 100.0},
+    "ab21": {"rule": "alphabeta", "alpha": 2.0},
+    "absz": {"rule": "absz"},
+}
+RANDOM = "random"
+
+
+def sample_gmm(gmm, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` draws from the diagonal GMM (a component by its weight, then its Gaussian), (n, D) float32."""
+    weights = gmm.weights_.astype(np.float64)
+    component = rng.choice(len(weights), size=n, p=weights / weights.sum())
+    noise = rng.standard_normal((n, gmm.means_.shape[1]))
+    return (gmm.means_[component] + noise * np.sqrt(gmm.variances_[component])).astype(np.float32)
+
+
+@dataclass
+class _BlockSums:
+    """One encoding block's share of the descriptors and its running per-cell sums."""
+
+    encoder: FisherEncoder
+    row_of: np.ndarray        # (n_descriptors,) row in this block's values, -1 where the block has none
+    values: np.ndarray        # (n_block, D) the original descriptors in the GMM's space
+    positions: np.ndarray     # (n_block, 2)
+    sums: np.ndarray          # (n_cells, dim_per_cell) float64, Eq. C.1 before the 1/|L|
+    counts: np.ndarray        # (n_cells,)
+
+
+class IncrementalFisher:
+    """The Fisher vector of one image's descriptors under replacement, updated by Eq. C.2.
+
+    Parameters
+    ----------
+    model : BowModel
+        A Fisher-vector model (every block a :class:`FisherEncoder`).
+    descriptors : DescriptorSet
+        The image's descriptors (``model.features.descriptors(image)``).
+    """
+
+    def __init__(self, model, descriptors: DescriptorSet) -> None:
+        if not all(isinstance(b.encoder, FisherEncoder) for b in model.features.blocks):
+            raise BowlrpError("descriptor replacement needs a Fisher-vector model (its GMM draws the substitutes)")
+        self.model = model
+        self.n = len(descriptors)
+        self.blocks: list[_BlockSums] = []
+        for block in model.features.blocks:
+            index, values, positions = block.prepare(descriptors)
+            row_of = np.full(self.n, -1, dtype=np.int64)
+            row_of[index] = np.arange(len(index))
+            kept = block.encoder.forward(values, positions)
+            self.blocks.append(_BlockSums(block.encoder, row_of, values, positions,
+                                          kept.unnormalized.astype(np.float64).copy(), kept.counts))
+
+    def copy(self) -> "IncrementalFisher":
+        twin = object.__new__(IncrementalFisher)
+        twin.model, twin.n = self.model, self.n
+        twin.blocks = [_BlockSums(b.encoder, b.row_of, b.values, b.positions, b.sums.copy(), b.counts)
+                       for b in self.blocks]
+        return twin
+
+    def replace(self, which: np.ndarray, substitutes: list[np.ndarray]) -> None:
+        """Replace descriptors ``which`` (indices into the image's descriptors, each at most once over
+        a curve) by ``substitutes[b]`` — for block b, one row per descriptor of ``which`` (rows of
+        descriptors outside the block are ignored)."""
+        which = np.asarray(which, dtype=np.int64)
+        for block, substitute in zip(self.blocks, substitutes):
+            rows = block.row_of[which]
+            mine = rows >= 0
+            if not mine.any():
+                continue
+            rows, positions = rows[mine], block.positions[rows[mine]]
+            removed = block.encoder.forward(block.values[rows], positions).unnormalized
+            added = block.encoder.forward(substitute[mine], positions).unnormalized
+            block.sums += added - removed
+
+    def vector(self) -> np.ndarray:
+        """The current image vector ``Phi(x)``, (dim,) float32."""
+        return np.concatenate([b.encoder.finish(b.sums, b.counts) for b in self.blocks]).astype(np.float32)
+
+
+def descriptor_order(relevance: np.ndarray | None, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Most relevant first (stable for ties), or a random permutation when ``relevance`` is None."""
+    if relevance is None:
+        return rng.permutation(n)
+    return np.argsort(-np.asarray(relevance, dtype=np.float64), kind="stable")
+
+
+def replacement_schedule(n: int, steps: int, batch: int) -> tuple[int, int]:
+    """``(steps, batch)`` for ``n`` descriptors: ``batch`` per step while ``steps * batch`` descriptors
+    exist (Appendix C.2: 10,000 in batches of 100), else smaller batches so the curve keeps its
+    ``steps`` (images with fewer descriptors than steps: one per step)."""
+    if n < 1:
+        raise BowlrpError("an image without descriptors cannot be perturbed")
+    batch = max(1, min(batch, n // steps))
+    return min(steps, n // batch), batch
+
+
+def replacement_curves(model, descriptors: DescriptorSet, class_name: str, orders: dict[str, np.ndarray | None],
+                       steps: int = 100, batch: int = 100, repeats: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
+    """MoRF score curves of ``class_name`` under descriptor replacement.
+
+    Parameters
+    ----------
+    orders : dict
+        ``{name: R_l (n,) or None}``: descriptors by decreasing relevance, or a random order (None).
+    steps, batch : int
+        See :func:`replacement_schedule`.
+    repeats : int
+        Curves per order, each with other GMM draws (and, for random orders, another permutation).
+
+    Returns
+    -------
+    dict
+        ``{name: (repeats, steps + 1) float64}``: ``f`` after 0, 1, ..., steps replacement steps.
+    """
+    machine = model.classifier.estimators_[model.class_index(class_name)]
+    start = IncrementalFisher(model, descriptors)
+    n_steps, size = replacement_schedule(start.n, steps, batch)
+    replaced = n_steps * size
+    curves = {name: np.empty((repeats, n_steps + 1)) for name in orders}
+    for r in range(repeats):
+        draws = np.random.default_rng([seed, r])
+        # substitutes for the j-th replaced descriptor, shared by every order (common random numbers)
+        substitutes = [sample_gmm(b.encoder.gmm, replaced, draws) for b in start.blocks]
+        shuffle = np.random.default_rng([seed, r, 1])
+        for name, relevance in orders.items():
+            order = descriptor_order(relevance, start.n, shuffle)[:replaced]
+            state = start.copy()
+            vectors = [state.vector()]
+            for k in range(n_steps):
+                span = slice(k * size, (k + 1) * size)
+                state.replace(order[span], [s[span] for s in substitutes])
+                vectors.append(state.vector())
+            curves[name][r] = machine.decision_function(np.stack(vectors))
+    return curves
+
+
+def image_curves(model, image: np.ndarray, class_name: str, order_names: list[str], steps: int = 100,
+                 batch: int = 100, repeats: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
+    """:func:`replacement_curves` of one image, explaining it once per LRP order of ``order_names``
+    (names of :data:`RULE_ORDERS` or ``"random"``)."""
+    unknown = [name for name in order_names if name != RANDOM and name not in RULE_ORDERS]
+    if unknown:
+        raise BowlrpError(f"unknown order {', '.join(map(repr, unknown))}; choose from "
+                          f"{', '.join([*RULE_ORDERS, RANDOM])}")
+    descriptors = model.features.descriptors(image)
+    orders: dict[str, np.ndarray | None] = {}
+    for name in order_names:
+        if name == RANDOM:
+            orders[name] = None
+            continue
+        explanation = model.explain(image, class_name, model.explanation_method(**RULE_ORDERS[name]))
+        orders[name] = explanation.descriptor_relevance
+    return replacement_curves(model, descriptors, class_name, orders, steps, batch, repeats, seed)

@@ -1,0 +1,83 @@
+"""Descriptor replacement (Appendix C.2): the incremental Fisher vector equals a full re-encoding,
+curves start at f(x), and the schedule keeps its steps."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bowlrp.analysis.descriptor_replacement import (IncrementalFisher, replacement_curves, replacement_schedule,
+                                                    sample_gmm)
+from bowlrp.data import load_image, open_dataset
+from bowlrp.errors import BowlrpError, SkipLog
+from bowlrp.parallel import ParallelOptions
+from bowlrp.pipeline import PipelineConfig, train_model
+
+CLASSES = ["horse", "boat"]
+
+
+@pytest.fixture(scope="module", params=["one block", "per scale"])
+def fv_model(small_toyvoc, request):
+    ds = open_dataset(small_toyvoc, classes=CLASSES)
+    train = ds.split("trainval")
+    labels = np.stack([s.labels for s in train])
+    config = PipelineConfig(encoder="fisher", kernel="linear", n_words=4, max_descriptors=20000,
+                            per_scale=request.param == "per scale")
+    return train_model(config, [s.path for s in train], labels, CLASSES, SkipLog(), ParallelOptions(progress=False))
+
+
+@pytest.fixture(scope="module")
+def image(small_toyvoc):
+    return load_image(open_dataset(small_toyvoc).split("test")[0].path)
+
+
+def _recomputed(model, descriptors, replaced: np.ndarray, substitutes: list[np.ndarray]) -> np.ndarray:
+    """The image vector with the replaced descriptors' values swapped, encoded from scratch."""
+    parts = []
+    for block, substitute in zip(model.features.blocks, substitutes):
+        index, values, positions = block.prepare(descriptors)
+        values = values.copy()
+        row_of = {d: r for r, d in enumerate(index)}
+        for j, d in enumerate(replaced):
+            if d in row_of:
+                values[row_of[d]] = substitute[j]
+        parts.append(block.encoder.encode(values, positions))
+    return np.concatenate(parts)
+
+
+def test_incremental_updates_equal_a_full_recompute(fv_model, image):
+    descriptors = fv_model.features.descriptors(image)
+    rng = np.random.default_rng(0)
+    replaced = rng.choice(len(descriptors), size=len(descriptors) // 3, replace=False)
+    substitutes = [sample_gmm(b.encoder.gmm, len(replaced), rng) for b in fv_model.features.blocks]
+    state = IncrementalFisher(fv_model, descriptors)
+    np.testing.assert_allclose(state.vector(), fv_model.features.encode_descriptors(descriptors), atol=1e-6)
+    half = len(replaced) // 2  # in two steps, as a curve does
+    state.replace(replaced[:half], [s[:half] for s in substitutes])
+    state.replace(replaced[half:], [s[half:] for s in substitutes])
+    expected = _recomputed(fv_model, descriptors, replaced, substitutes)
+    assert np.abs(expected - _recomputed(fv_model, descriptors, replaced[:0], substitutes)).max() > 1e-3  # it moved
+    np.testing.assert_allclose(state.vector(), expected, atol=1e-5)
+
+
+def test_curves_start_at_the_score_and_share_draws_between_orders(fv_model, image):
+    descriptors = fv_model.features.descriptors(image)
+    n = len(descriptors)
+    relevance = np.random.default_rng(1).normal(size=n)
+    curves = replacement_curves(fv_model, descriptors, "horse", {"a": relevance, "same": relevance, "random": None},
+                                steps=10, batch=50, repeats=2, seed=3)
+    score = fv_model.decision_function(fv_model.features.encode_descriptors(descriptors)[None])[0, 0]
+    for name, curve in curves.items():
+        assert curve.shape == (2, 11)
+        np.testing.assert_allclose(curve[:, 0], score, rtol=1e-6)
+    np.testing.assert_array_equal(curves["a"], curves["same"])  # the same order sees the same substitutes
+    assert not np.array_equal(curves["a"], curves["random"])
+    again = replacement_curves(fv_model, descriptors, "horse", {"a": relevance}, steps=10, batch=50, repeats=2, seed=3)
+    np.testing.assert_array_equal(again["a"], curves["a"])  # deterministic for a seed
+
+
+def test_schedule_keeps_its_steps():
+    assert replacement_schedule(69000, 100, 100) == (100, 100)   # Appendix C.2: 10,000 in batches of 100
+    assert replacement_schedule(5000, 100, 100) == (100, 50)     # small images: smaller batches
+    assert replacement_schedule(40, 100, 100) == (40, 1)
+    with pytest.raises(BowlrpError):
+        replacement_schedule(0, 100, 100)
