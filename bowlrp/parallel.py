@@ -36,6 +36,22 @@ def _thread_pools() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """BLAS and numba's kernels on one thread in this block (both restored after).
+
+    For loops of many small steps (an incremental update per perturbation step): waking thread
+    pools for a few hundred rows costs more than the work, and far more on a busy machine.
+    """
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)  # the calling thread's setting only
+    try:
+        with _thread_pools().limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(threads)
+
+
 def map_row_chunks(func: Callable[[int, int], T], n: int, chunk_rows: int) -> list[T]:
     """``func(start, stop)`` over consecutive row ranges covering ``0..n``, results in row order.
 

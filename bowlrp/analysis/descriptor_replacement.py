@@ -26,6 +26,7 @@ import numpy as np
 from ..encoding import FisherEncoder
 from ..errors import BowlrpError
 from ..features.descriptors import DescriptorSet
+from ..parallel import one_thread
 
 RULE_ORDERS: dict[str, dict] = {
     "eps1": {"rule": "epsilon", "eps": 1.0},
@@ -148,20 +149,21 @@ def replacement_curves(model, descriptors: DescriptorSet, class_name: str, order
     n_steps, size = replacement_schedule(start.n, steps, batch)
     replaced = n_steps * size
     curves = {name: np.empty((repeats, n_steps + 1)) for name in orders}
-    for r in range(repeats):
-        draws = np.random.default_rng([seed, r])
-        # substitutes for the j-th replaced descriptor, shared by every order (common random numbers)
-        substitutes = [sample_gmm(b.encoder.gmm, replaced, draws) for b in start.blocks]
-        shuffle = np.random.default_rng([seed, r, 1])
-        for name, relevance in orders.items():
-            order = descriptor_order(relevance, start.n, shuffle)[:replaced]
-            state = start.copy()
-            vectors = [state.vector()]
-            for k in range(n_steps):
-                span = slice(k * size, (k + 1) * size)
-                state.replace(order[span], [s[span] for s in substitutes])
-                vectors.append(state.vector())
-            curves[name][r] = machine.decision_function(np.stack(vectors))
+    with one_thread():  # many small steps: thread pools would cost more than they save
+        for r in range(repeats):
+            draws = np.random.default_rng([seed, r])
+            # substitutes for the j-th replaced descriptor, shared by every order (common random numbers)
+            substitutes = [sample_gmm(b.encoder.gmm, replaced, draws) for b in start.blocks]
+            shuffle = np.random.default_rng([seed, r, 1])
+            for name, relevance in orders.items():
+                order = descriptor_order(relevance, start.n, shuffle)[:replaced]
+                state = start.copy()
+                curves[name][r, 0] = machine.decision_function(state.vector()[None])[0]
+                for k in range(n_steps):
+                    span = slice(k * size, (k + 1) * size)
+                    state.replace(order[span], [s[span] for s in substitutes])
+                    # scored step by step: a stack of 101 vectors of a K=256 model would be ~130 MB
+                    curves[name][r, k + 1] = machine.decision_function(state.vector()[None])[0]
     return curves
 
 

@@ -239,9 +239,11 @@ class FisherEncoder:
         inv_sigma = 1.0 / np.sqrt(self.gmm.variances_.astype(np.float64))
         atom_of, member = self.atoms(cell_index)
         n_atoms = member.shape[1]
-        S0 = np.zeros((MOMENT_BLOCKS, n_atoms, k))
-        S1 = np.zeros((MOMENT_BLOCKS, n_atoms, k, d))
-        S2 = np.zeros((MOMENT_BLOCKS, n_atoms, k, d))
+        # a few descriptors (an incremental update) are not worth parallel accumulators of (atoms, K, D) each
+        blocks = MOMENT_BLOCKS if len(values) >= MOMENT_BLOCK_MIN_ROWS else 1
+        S0 = np.zeros((blocks, n_atoms, k))
+        S1 = np.zeros((blocks, n_atoms, k, d))
+        S2 = np.zeros((blocks, n_atoms, k, d))
         _accumulate_moments(values, posteriors.indptr, posteriors.component, posteriors.gamma, atom_of,
                             means, inv_sigma, S0, S1, S2)
         S0, S1, S2 = S0.sum(axis=0), S1.sum(axis=0), S2.sum(axis=0)
@@ -368,6 +370,7 @@ class FisherEncoder:
 #: row blocks accumulated in parallel, each into its own moments; fixed (not the thread count) so
 #: that the summation order, and hence every bit of the vector, is the same on every machine
 MOMENT_BLOCKS = 4
+MOMENT_BLOCK_MIN_ROWS = 4096  # below this one accumulator: still a function of the input alone
 
 
 @njit(cache=True, parallel=True)
