@@ -21,6 +21,10 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PIP) install -q torch==2.13.0
 	# zennit (the DNN LRP reference in tests and benchmarks) without its deps: they would pull torchvision and a second torch
 	$(PIP) install -q --no-deps zennit==0.5.1
+	# quantus (the oracle of the region perturbation test) likewise: its deps would pull opencv-python, which
+	# clashes with opencv-python-headless; it imports only these few beyond what the package needs
+	$(PIP) install -q --no-deps quantus==0.6.0
+	$(PIP) install -q pandas cachetools
 	$(PIP) install -q numpy Cython
 	@if [ -n "$(APT)" ] && [ -n "$(ROOT)" ] && ! [ -f /usr/include/vl/dsift.h ]; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libvlfeat-dev) \

@@ -8,10 +8,10 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import BowlrpError
-from . import context, data, dnn, models, tiles, train
+from . import context, data, dnn, models, perturb, tiles, train
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-COMMAND_GROUPS = (data, train, models, tiles, dnn, context)
+COMMAND_GROUPS = (data, train, models, tiles, dnn, context, perturb)
 
 
 def build_parser() -> argparse.ArgumentParser:
