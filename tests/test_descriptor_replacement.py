@@ -81,3 +81,36 @@ def test_schedule_keeps_its_steps():
     assert replacement_schedule(40, 100, 100) == (40, 1)
     with pytest.raises(BowlrpError):
         replacement_schedule(0, 100, 100)
+
+
+def test_perturb_command_in_descriptor_mode(fv_model, small_toyvoc, tmp_path, capsys):
+    import json
+
+    from bowlrp.cli import main
+
+    fv_model.save(tmp_path / "fv")
+    out = tmp_path / "d.json"
+    argv = ["perturb", "--model", str(tmp_path / "fv"), "--data", str(small_toyvoc), "--class", "boat",
+            "--mode", "descriptors", "--orders", "eps1,ab21,absz", "random", "--steps", "5", "--per-step", "40",
+            "--repetitions", "2", "--json", str(out), "--plot", str(tmp_path / "d.png"), "--no-progress"]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["mode"] == "descriptors" and set(result["orders"]) == {"eps1", "ab21", "absz", "random"}
+    n_boats = sum(s.labels[open_dataset(small_toyvoc).classes.index("boat")] == 1
+                  for s in open_dataset(small_toyvoc).split("test"))
+    assert result["n_images"] == n_boats
+    for row in result["orders"].values():
+        assert len(row["curve_mean"]) == 6 and np.isfinite(row["aopc_mean"])
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+    assert "descriptors perturbation of 'boat'" in capsys.readouterr().out
+
+
+def test_descriptor_mode_needs_a_fisher_vector_model(small_toyvoc, tmp_path, capsys):
+    from bowlrp.cli import main
+
+    assert main(["dnn", "train", "--data", str(small_toyvoc), "--out", str(tmp_path / "cnn"), "--epochs", "0",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["perturb", "--model", str(tmp_path / "cnn"), "--data", str(small_toyvoc), "--class", "boat",
+                 "--mode", "descriptors", "--json", str(tmp_path / "x.json")]) == 1
+    assert "needs a Fisher-vector model; this is a dnn model" in capsys.readouterr().err

@@ -178,6 +178,27 @@ def test_most_relevant_descriptors_matter_more_than_random_ones(larger_fv):
     assert np.mean(outcomes) >= 0.8, (np.mean(outcomes), len(outcomes))
 
 
+@pytest.mark.slow
+def test_every_lrp_order_replaces_descriptors_faster_than_random(larger_fv, tmp_path):
+    """Descriptor replacement (Appendix C.2) with the orders of Fig. 4.3: epsilon 1 and 100 and alpha 2 /
+    beta 1 each have a larger AOPC than a random order over the positive test images of a class."""
+    from bowlrp.analysis.descriptor_replacement import DescriptorCurves
+    from bowlrp.analysis.perturbation import curve_split
+
+    model, test = larger_fv
+    model.save(tmp_path / "fv")  # a store records the model's digest
+    column = model.class_names.index("boat")
+    positives = [s for s in test if s.labels[column] == 1]
+    # 10 steps of 100: about a fifth of a small image's descriptors (Appendix C.2 replaces ~15 %)
+    source = DescriptorCurves.for_model(model, ["eps1", "eps100", "ab21", "absz", "random"], steps=10, batch=100,
+                                        repetitions=2)
+    result = curve_split(model, positives, "boat", source, tmp_path / "d.json", parallel=ParallelOptions(progress=False))
+    aopc = {name: row["aopc_mean"] for name, row in result["orders"].items()}
+    assert result["n_images"] == len(positives) >= 5
+    for name in ("eps1", "eps100", "ab21"):
+        assert aopc[name] > aopc["random"], aopc
+
+
 @pytest.fixture(scope="module")
 def watermark_study(tmp_path_factory):
     """The default toyvoc and the FV horse model a user gets from the README's commands (K = 64 to

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bowlrp.analysis.region_perturbation import (PerturbationConfig, aopc, map_order, parse_order, perturb_split,
-                                                  perturbation_curves, region_grid, region_sums)
+from bowlrp.analysis.perturbation import aopc
+from bowlrp.analysis.region_perturbation import (PerturbationConfig, map_order, parse_order, perturb_split,
+                                                 perturbation_curves, region_grid, region_sums)
 from bowlrp.data import open_dataset
 from bowlrp.errors import BowlrpError, SkipLog
 from bowlrp.explanation import Explanation

@@ -20,6 +20,7 @@ compared on equal draws.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -127,7 +128,8 @@ def replacement_schedule(n: int, steps: int, batch: int) -> tuple[int, int]:
 
 
 def replacement_curves(model, descriptors: DescriptorSet, class_name: str, orders: dict[str, np.ndarray | None],
-                       steps: int = 100, batch: int = 100, repeats: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
+                       steps: int = 100, batch: int = 100, repeats: int = 5, seed: int = 0,
+                       index: int = 0) -> dict[str, np.ndarray]:
     """MoRF score curves of ``class_name`` under descriptor replacement.
 
     Parameters
@@ -138,6 +140,8 @@ def replacement_curves(model, descriptors: DescriptorSet, class_name: str, order
         See :func:`replacement_schedule`.
     repeats : int
         Curves per order, each with other GMM draws (and, for random orders, another permutation).
+    seed, index : int
+        The draws of repetition r come from ``[seed, index, r]``: ``index`` tells images of a run apart.
 
     Returns
     -------
@@ -151,10 +155,10 @@ def replacement_curves(model, descriptors: DescriptorSet, class_name: str, order
     curves = {name: np.empty((repeats, n_steps + 1)) for name in orders}
     with one_thread():  # many small steps: thread pools would cost more than they save
         for r in range(repeats):
-            draws = np.random.default_rng([seed, r])
+            draws = np.random.default_rng([seed, index, r])
             # substitutes for the j-th replaced descriptor, shared by every order (common random numbers)
             substitutes = [sample_gmm(b.encoder.gmm, replaced, draws) for b in start.blocks]
-            shuffle = np.random.default_rng([seed, r, 1])
+            shuffle = np.random.default_rng([seed, index, r, 1])
             for name, relevance in orders.items():
                 order = descriptor_order(relevance, start.n, shuffle)[:replaced]
                 state = start.copy()
@@ -167,14 +171,11 @@ def replacement_curves(model, descriptors: DescriptorSet, class_name: str, order
     return curves
 
 
-def image_curves(model, image: np.ndarray, class_name: str, order_names: list[str], steps: int = 100,
-                 batch: int = 100, repeats: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
+def image_curves(model, image: np.ndarray, class_name: str, order_names: Sequence[str], steps: int = 100,
+                 batch: int = 100, repeats: int = 5, seed: int = 0, index: int = 0) -> dict[str, np.ndarray]:
     """:func:`replacement_curves` of one image, explaining it once per LRP order of ``order_names``
     (names of :data:`RULE_ORDERS` or ``"random"``)."""
-    unknown = [name for name in order_names if name != RANDOM and name not in RULE_ORDERS]
-    if unknown:
-        raise BowlrpError(f"unknown order {', '.join(map(repr, unknown))}; choose from "
-                          f"{', '.join([*RULE_ORDERS, RANDOM])}")
+    check_orders(order_names)
     descriptors = model.features.descriptors(image)
     orders: dict[str, np.ndarray | None] = {}
     for name in order_names:
@@ -183,4 +184,52 @@ def image_curves(model, image: np.ndarray, class_name: str, order_names: list[st
             continue
         explanation = model.explain(image, class_name, model.explanation_method(**RULE_ORDERS[name]))
         orders[name] = explanation.descriptor_relevance
-    return replacement_curves(model, descriptors, class_name, orders, steps, batch, repeats, seed)
+    return replacement_curves(model, descriptors, class_name, orders, steps, batch, repeats, seed, index)
+
+
+def check_orders(order_names: Sequence[str]) -> None:
+    unknown = [name for name in order_names if name != RANDOM and name not in RULE_ORDERS]
+    if unknown:
+        raise BowlrpError(f"unknown order {', '.join(map(repr, unknown))}; descriptor replacement orders are "
+                          f"{', '.join([*RULE_ORDERS, RANDOM])}")
+    if not order_names or len(set(order_names)) != len(order_names):
+        raise BowlrpError("give one or more distinct orders")
+
+
+@dataclass(frozen=True)
+class DescriptorCurves:
+    """Descriptor replacement as a :class:`~bowlrp.analysis.perturbation.CurveSource` (Fisher-vector
+    models only): orders by name (:data:`RULE_ORDERS`, ``"random"``), the schedule and the draws."""
+
+    orders: tuple[str, ...] = (*RULE_ORDERS, RANDOM)
+    steps: int = 100
+    batch: int = 100
+    repetitions: int = 5
+    seed: int = 0
+    mode: str = "descriptors"
+
+    def __post_init__(self) -> None:
+        check_orders(self.orders)
+        if self.steps < 1 or self.batch < 1 or self.repetitions < 1:
+            raise BowlrpError("steps, batch and repetitions must be positive")
+
+    @classmethod
+    def for_model(cls, model, orders: Sequence[str], **schedule) -> "DescriptorCurves":
+        """Checked against ``model``: only a Fisher-vector model has the GMM the substitutes come from."""
+        if getattr(model, "variant", None) != "fv":
+            raise BowlrpError(f"descriptor replacement needs a Fisher-vector model; this is a {model.variant} model "
+                              "(use mode 'regions')")
+        return cls(tuple(orders), **schedule)
+
+    @property
+    def order_names(self) -> list[str]:
+        return list(self.orders)
+
+    def settings(self) -> dict:
+        return {"mode": self.mode, "orders": self.order_names, "steps": self.steps, "batch": self.batch,
+                "repetitions": self.repetitions, "seed": self.seed,
+                "methods": {name: RULE_ORDERS[name] for name in self.orders if name != RANDOM}}
+
+    def image_curves(self, model, image: np.ndarray, class_name: str, index: int) -> dict[str, np.ndarray]:
+        return image_curves(model, image, class_name, self.orders, self.steps, self.batch, self.repetitions,
+                            self.seed, index)

@@ -19,14 +19,11 @@ Only the model interface is used (:class:`bowlrp.model.Model`: ``explain`` for t
 perturbed variants of an image (every order, repetition and step) are streamed to ``score_images``
 in batches, so a network scores them ``batch_size`` at a time rather than one forward per step.
 
-Dataset runs (:func:`perturb_split`) are resumable like ``explain --store``: each finished image is
-an atomic part file under ``OUT.json.parts/`` (:class:`bowlrp.store.SplitParts`), a re-run with the
-same settings keeps them, and the JSON is written once all images are done.
+Dataset runs (:func:`perturb_split`) go through :func:`bowlrp.analysis.perturbation.curve_split`,
+resumable like ``explain --store``.
 """
 from __future__ import annotations
 
-import logging
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -34,14 +31,10 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..data.dataset import Sample
-from ..data.images import load_image
 from ..errors import BowlrpError, SkipLog
 from ..model import ExplanationMethod, Model, method_for
-from ..parallel import ItemResult, ParallelOptions, guarded, parallel_map
-from ..persistence import atomic_write_json
-from ..store import SplitParts, part_name, write_part
-
-log = logging.getLogger(__name__)
+from ..parallel import ParallelOptions
+from .perturbation import curve_split
 
 ORDER_KINDS = ("lrp", "lerf", "random")  # lrp = the map's MoRF order
 
@@ -141,13 +134,6 @@ def map_order(sums: np.ndarray, most_relevant_first: bool = True) -> np.ndarray:
     return np.argsort(-sums if most_relevant_first else sums, kind="stable")
 
 
-def aopc(curves: np.ndarray) -> np.ndarray:
-    """Eq. 3.7 for each curve of ``curves`` ``(..., L+1)`` (scores ``f(x^(0)) .. f(x^(L))``) before the
-    average over images: the mean over ``k = 0..L`` of ``f(x^(0)) - f(x^(k))``; shape ``(...)``."""
-    curves = np.asarray(curves, np.float64)
-    return (curves[..., :1] - curves).mean(-1)
-
-
 def _fill_image(image: np.ndarray, fill: str | float, rng: np.random.Generator) -> np.ndarray:
     if fill == "uniform":
         return rng.uniform(0.0, 1.0, size=image.shape).astype(image.dtype)
@@ -222,104 +208,45 @@ def image_curves(model: Model, image: np.ndarray, class_name: str, orders: Seque
     return perturbation_curves(model, image, class_name, resolved, config, rng)
 
 
-# --- a split ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RegionCurves:
+    """Region perturbation as a :class:`~bowlrp.analysis.perturbation.CurveSource`: the ``orders``, the
+    explanation method of each map-based order, and the ``config``."""
 
-def _image_worker(index: int, image_id: str, path: str, model: Model, class_name: str, orders: list[OrderSpec],
-                  methods: dict[str, ExplanationMethod], config: PerturbationConfig, parts: str) -> ItemResult:
-    def one() -> None:
-        rng = np.random.default_rng([config.seed, index])
-        curves = image_curves(model, load_image(path), class_name, orders, methods, config, rng)
-        write_part(parts, index, {f"curve/{name}": c for name, c in curves.items()}, image_id, path)
+    orders: tuple[OrderSpec, ...]
+    methods: dict[str, ExplanationMethod]
+    config: PerturbationConfig = PerturbationConfig()
+    mode: str = "regions"
 
-    return guarded(one, str(path))
+    @classmethod
+    def for_model(cls, model: Model, order_specs: Sequence[str],
+                  config: PerturbationConfig = PerturbationConfig()) -> "RegionCurves":
+        """Parse ``order_specs`` (:func:`parse_order`) and build their explanation methods for ``model``."""
+        orders = tuple(parse_order(spec) for spec in order_specs)
+        names = [o.name for o in orders]
+        if not orders or len(set(names)) != len(names):
+            raise BowlrpError("give one or more distinct orders")
+        return cls(orders, {o.name: method_for(model, o.options) for o in orders if o.kind != "random"}, config)
 
+    @property
+    def order_names(self) -> list[str]:
+        return [o.name for o in self.orders]
 
-def summarise(per_image: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Dataset statistics of one order from its per-image curves ``(n_images, L+1)`` (each already
-    averaged over repetitions): ``aopc_mean`` (Eq. 3.7), ``aopc_std`` (over images), ``aopc_sem``,
-    ``curve_mean`` and ``curve_std`` (``f(x^(k))`` over images)."""
-    curves = np.asarray(per_image["curves"], np.float64)
-    values = aopc(curves)
-    n = len(values)
-    return {"aopc_mean": float(values.mean()), "aopc_std": float(values.std()),
-            "aopc_sem": float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
-            "curve_mean": curves.mean(0).tolist(), "curve_std": curves.std(0).tolist()}
+    def settings(self) -> dict[str, Any]:
+        return {"mode": self.mode, "orders": self.order_names,
+                "methods": {name: m.settings() for name, m in self.methods.items()},
+                # batching does not change the results, so a resumed run may use another batch size
+                **{k: v for k, v in asdict(self.config).items() if k != "batch_size"}}
+
+    def image_curves(self, model: Model, image: np.ndarray, class_name: str, index: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([self.config.seed, index])
+        return image_curves(model, image, class_name, self.orders, self.methods, self.config, rng)
 
 
 def perturb_split(model: Model, samples: Sequence[Sample], class_name: str, order_specs: Sequence[str],
                   out: str | Path, config: PerturbationConfig = PerturbationConfig(), skips: SkipLog | None = None,
                   parallel: ParallelOptions | None = None, extra_settings: dict | None = None) -> dict[str, Any]:
-    """Region perturbation curves of ``class_name`` on every sample, written to the JSON file ``out``.
-
-    Returns (and writes) ``{"mode": "regions", "class", "n_images", "orders": {name: {"aopc_mean",
-    "aopc_std", "aopc_sem", "curve_mean", "curve_std"}}, "images": [{"image_id", "path", "aopc":
-    {name: value}, "curves": {name: [f(x^(k)), k = 0..L]}}], "settings", "skipped", "n_resumed"}``;
-    per-image curves are averaged over repetitions. Resumable (module docstring); an image that
-    fails is recorded in ``skips`` with its reason and left out.
-    """
-    model.class_index(class_name)
-    orders = [parse_order(spec) for spec in order_specs]
-    names = [o.name for o in orders]
-    if not orders or len(set(names)) != len(names):
-        raise BowlrpError("give one or more distinct orders")
-    methods = {o.name: method_for(model, o.options) for o in orders if o.kind != "random"}
-    skips = skips if skips is not None else SkipLog()
-    settings = {"mode": "regions", "class_name": class_name, "model_family": model.family,
-                "model_variant": model.variant, "model_sha256": model.digest(), "orders": names,
-                "methods": {name: m.settings() for name, m in methods.items()},
-                **{k: v for k, v in asdict(config).items() if k != "batch_size"},  # batching does not change results
-                "image_ids": [s.image_id for s in samples], **(extra_settings or {})}
-    parts = SplitParts(out, len(samples), settings)
-    todo = parts.pending()
-    log.info("perturbing regions for %s on %d image(s), %d kept from an interrupted run", class_name, len(todo),
-             len(samples) - len(todo))
-    results = parallel_map(
-        _image_worker, todo,
-        lambda i: (i, samples[i].image_id, str(samples[i].path), model, class_name, orders, methods, config,
-                   str(parts.folder)),
-        parallel, f"perturbing {class_name}")
-    for res in results:
-        if not res.ok:
-            skips.add(res.item, res.skip_reason)
-    images = []
-    for i in range(len(samples)):
-        part = parts.folder / part_name(i)
-        if not part.is_file():
-            continue
-        with np.load(part, allow_pickle=False) as npz:
-            curves = {name: npz[f"curve/{name}"].mean(0) for name in names}
-            images.append({"image_id": str(npz["image_id"]), "path": str(npz["path"]),
-                           "aopc": {name: float(aopc(c)) for name, c in curves.items()},
-                           "curves": {name: c.tolist() for name, c in curves.items()}})
-    if not images:
-        raise BowlrpError(f"no image could be perturbed ({len(skips)} skipped)")
-    result = {"mode": "regions", "class": class_name, "n_images": len(images),
-              "orders": {name: summarise({"curves": [im["curves"][name] for im in images]}) for name in names},
-              "images": images, "settings": {k: v for k, v in settings.items() if k != "image_ids"},
-              "skipped": skips.as_list(), "n_resumed": len(samples) - len(todo)}
-    atomic_write_json(out, result)
-    shutil.rmtree(parts.folder)
-    return result
-
-
-def plot_curves(result: dict[str, Any], path: str | Path) -> None:
-    """Mean score ``f(x^(k))`` against step ``k`` per order, +- one standard deviation over images
-    (matplotlib, Agg backend), with each order's AOPC in the legend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for name, row in result["orders"].items():
-        mean, std = np.asarray(row["curve_mean"]), np.asarray(row["curve_std"])
-        steps = np.arange(len(mean))
-        ax.plot(steps, mean, label=f"{name} (AOPC {row['aopc_mean']:.3g} ± {row['aopc_std']:.2g})")
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.15)
-    ax.set_xlabel("perturbation step k (regions replaced)")
-    ax.set_ylabel(f"f(x) of {result['class']}")
-    ax.set_title(f"region perturbation, {result['n_images']} image(s)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    """Region perturbation curves of ``class_name`` on every sample, written to the JSON file ``out``
+    (:func:`bowlrp.analysis.perturbation.curve_split`, resumable; ``mode`` "regions")."""
+    return curve_split(model, samples, class_name, RegionCurves.for_model(model, order_specs, config), out, skips,
+                       parallel, extra_settings)
