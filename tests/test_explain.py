@@ -180,8 +180,9 @@ def test_most_relevant_descriptors_matter_more_than_random_ones(larger_fv):
 
 @pytest.mark.slow
 def test_every_lrp_order_replaces_descriptors_faster_than_random(larger_fv, tmp_path):
-    """Descriptor replacement (Appendix C.2) with the orders of Fig. 4.3: epsilon 1 and 100 and alpha 2 /
-    beta 1 each have a larger AOPC than a random order over the positive test images of a class."""
+    """Descriptor replacement (Appendix C.2) with the orders of Fig. 4.3: epsilon 1 and 100, alpha 2 / beta 1
+    and even the |z| counter-example each have a larger AOPC than a random order over the positive test
+    images of a class."""
     from bowlrp.analysis.descriptor_replacement import DescriptorCurves
     from bowlrp.analysis.perturbation import curve_split
 
@@ -195,7 +196,7 @@ def test_every_lrp_order_replaces_descriptors_faster_than_random(larger_fv, tmp_
     result = curve_split(model, positives, "boat", source, tmp_path / "d.json", parallel=ParallelOptions(progress=False))
     aopc = {name: row["aopc_mean"] for name, row in result["orders"].items()}
     assert result["n_images"] == len(positives) >= 5
-    for name in ("eps1", "eps100", "ab21"):
+    for name in ("eps1", "eps100", "ab21", "absz"):
         assert aopc[name] > aopc["random"], aopc
 
 
