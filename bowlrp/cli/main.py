@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
                "  bowlrp evaluate --model models/fv --data data/toyvoc --split test --json ap.json\n"
                "  bowlrp explain --model models/fv --class horse --out maps/ data/toyvoc/JPEGImages/000046.jpg\n"
                "  bowlrp dnn train --data data/toyvoc --arch smallcnn --out models/cnn\n"
+               "  bowlrp explain --model models/fv --class boat --eps 100 --data data/toyvoc --store maps/fv/boat.h5\n"
+               "  bowlrp dnn explain --model models/cnn --class boat --data data/toyvoc --store maps/cnn/boat.h5\n"
+               "  bowlrp context --store maps/fv --store maps/cnn --data data/toyvoc --plot context.png\n"
+               "  bowlrp perturb --model models/fv --data data/toyvoc --class boat --mode descriptors --json p.json\n"
                "'bowlrp COMMAND --help' explains each command.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"bowlrp {__version__}")

@@ -25,7 +25,7 @@ def _fill(text: str) -> str | float:
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     perturb = sub.add_parser(
-        "perturb", parents=[common], help="region perturbation curves and AOPC of a model's explanations",
+        "perturb", parents=[common], help="faithfulness curves and AOPC: pixel regions (any model) or FV descriptors",
         description="Replace parts of each image step by step, in the order an explanation ranks them, and record "
                     "how the class score falls (MoRF, dissertation Section 3.4); the area over the curve is AOPC "
                     "(Eq. 3.7), averaged over repetitions and images, against a random order. --mode regions: a "
