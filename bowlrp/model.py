@@ -81,7 +81,6 @@ class Model(ABC):
         """Class scores ``(n, n_classes)`` float64 of images ``(H, W, 3)`` in [0, 1] held in memory
         (families that can batch do so)."""
 
-    @abstractmethod
     def region_scorer(self, image: np.ndarray):
         """An object scoring region fills of ``image`` faster than :meth:`score_images` of every
         perturbed copy, or None (the default: region perturbation then scores full images in
@@ -90,6 +89,7 @@ class Model(ABC):
         perturbed images (see :class:`bowlrp.analysis.region_fisher.IncrementalRegionScorer`)."""
         return None
 
+    @abstractmethod
     def explanation_method(self, **options: Any) -> ExplanationMethod:
         """The family's explanation for keyword ``options`` (unset ones take the family's defaults);
         raises :class:`BowlrpError` for a bad value."""
