@@ -81,6 +81,14 @@ class Model(ABC):
         """Class scores ``(n, n_classes)`` float64 of images ``(H, W, 3)`` in [0, 1] held in memory
         (families that can batch do so)."""
 
+    def region_scorer(self, image: np.ndarray):
+        """An object scoring region fills of ``image`` faster than :meth:`score_images` of every
+        perturbed copy, or None (the default: region perturbation then scores full images in
+        batches). It has ``curve(fill, boxes) -> (len(boxes), n_classes)``, the scores after each
+        cumulative fill of ``fill``'s pixels in box ``(y0, y1, x0, x1)``, equal to scoring the
+        perturbed images (see :class:`bowlrp.analysis.region_fisher.IncrementalRegionScorer`)."""
+        return None
+
     @abstractmethod
     def explanation_method(self, **options: Any) -> ExplanationMethod:
         """The family's explanation for keyword ``options`` (unset ones take the family's defaults);

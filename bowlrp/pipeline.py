@@ -364,6 +364,16 @@ class BowModel(Model):
             return np.zeros((0, len(self.class_names)))
         return self.decision_function(np.stack([self.features.encode_image(image) for image in images]))
 
+    def region_scorer(self, image: np.ndarray):
+        """An incremental scorer of region fills for a Fisher-vector model whose dense SIFT can be
+        patched on this image (upright, VLFeat, not shrunk); else None (full recomputation)."""
+        from .analysis.region_fisher import IncrementalRegionScorer
+        from .features.dsift_patch import patchable
+
+        if self.variant != "fv" or not patchable(self.features.sift, np.shape(image)[:2]):
+            return None
+        return IncrementalRegionScorer(self, image)
+
     @property
     def variant(self) -> str:
         return "fv" if self.config.encoder == "fisher" else "bow"

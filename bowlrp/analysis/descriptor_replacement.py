@@ -51,11 +51,13 @@ class _BlockSums:
     """One encoding block's share of the descriptors and its running per-cell sums."""
 
     encoder: FisherEncoder
+    projection: object        # the block's PCA (or None): raw descriptors -> the GMM's space
     row_of: np.ndarray        # (n_descriptors,) row in this block's values, -1 where the block has none
-    values: np.ndarray        # (n_block, D) the original descriptors in the GMM's space
+    values: np.ndarray        # (n_block, D) the current descriptors in the GMM's space (shared until written)
     positions: np.ndarray     # (n_block, 2)
     sums: np.ndarray          # (n_cells, dim_per_cell) float64, Eq. C.1 before the 1/|L|
     counts: np.ndarray        # (n_cells,)
+    owns_values: bool = True  # False in a copy until its first replace: copies share the base values
 
 
 class IncrementalFisher:
@@ -80,20 +82,23 @@ class IncrementalFisher:
             row_of = np.full(self.n, -1, dtype=np.int64)
             row_of[index] = np.arange(len(index))
             kept = block.encoder.forward(values, positions)
-            self.blocks.append(_BlockSums(block.encoder, row_of, values, positions,
+            self.blocks.append(_BlockSums(block.encoder, block.projection, row_of, values, positions,
                                           kept.unnormalized.astype(np.float64).copy(), kept.counts))
 
     def copy(self) -> "IncrementalFisher":
         twin = object.__new__(IncrementalFisher)
         twin.model, twin.n = self.model, self.n
-        twin.blocks = [_BlockSums(b.encoder, b.row_of, b.values, b.positions, b.sums.copy(), b.counts)
+        twin.blocks = [_BlockSums(b.encoder, b.projection, b.row_of, b.values, b.positions, b.sums.copy(), b.counts,
+                                  owns_values=False)
                        for b in self.blocks]
         return twin
 
     def replace(self, which: np.ndarray, substitutes: list[np.ndarray]) -> None:
-        """Replace descriptors ``which`` (indices into the image's descriptors, each at most once over
-        a curve) by ``substitutes[b]`` — for block b, one row per descriptor of ``which`` (rows of
-        descriptors outside the block are ignored)."""
+        """Replace descriptors ``which`` (distinct indices into the image's descriptors) by
+        ``substitutes[b]`` — for block b, one row per descriptor of ``which`` in the block's (GMM)
+        space (rows of descriptors outside the block are ignored). The substitutes become the
+        descriptors' current values, so a descriptor may be replaced again (region perturbation
+        recomputes the same descriptor at several steps)."""
         which = np.asarray(which, dtype=np.int64)
         for block, substitute in zip(self.blocks, substitutes):
             rows = block.row_of[which]
@@ -104,6 +109,22 @@ class IncrementalFisher:
             removed = block.encoder.forward(block.values[rows], positions).unnormalized
             added = block.encoder.forward(substitute[mine], positions).unnormalized
             block.sums += added - removed
+            if not block.owns_values:  # copy on first write: the base state and its other copies keep theirs
+                block.values, block.owns_values = block.values.copy(), True
+            block.values[rows] = substitute[mine]
+
+    def replace_raw(self, which: np.ndarray, raw: np.ndarray) -> None:
+        """:meth:`replace` with new descriptor values as dense SIFT gives them, ``raw`` (len(which), 128):
+        each block projects its own rows (its PCA, if any) before the update."""
+        which = np.asarray(which, dtype=np.int64)
+        substitutes = []
+        for block in self.blocks:
+            mine = block.row_of[which] >= 0
+            substitute = np.zeros((len(which), block.values.shape[1]), dtype=block.values.dtype)
+            if mine.any():
+                substitute[mine] = raw[mine] if block.projection is None else block.projection.transform(raw[mine])
+            substitutes.append(substitute)
+        self.replace(which, substitutes)
 
     def vector(self) -> np.ndarray:
         """The current image vector ``Phi(x)``, (dim,) float32."""

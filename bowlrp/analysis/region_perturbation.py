@@ -134,6 +134,13 @@ def map_order(sums: np.ndarray, most_relevant_first: bool = True) -> np.ndarray:
     return np.argsort(-sums if most_relevant_first else sums, kind="stable")
 
 
+def region_box(region_id: int, shape: tuple[int, int], region: int) -> tuple[int, int, int, int]:
+    """Pixel box ``(y0, y1, x0, x1)`` (half-open, clipped to ``shape``) of a region of :func:`region_grid`."""
+    cols = -(-shape[1] // region)
+    y0, x0 = (int(region_id) // cols) * region, (int(region_id) % cols) * region
+    return y0, min(shape[0], y0 + region), x0, min(shape[1], x0 + region)
+
+
 def _fill_image(image: np.ndarray, fill: str | float, rng: np.random.Generator) -> np.ndarray:
     if fill == "uniform":
         return rng.uniform(0.0, 1.0, size=image.shape).astype(image.dtype)
@@ -141,7 +148,8 @@ def _fill_image(image: np.ndarray, fill: str | float, rng: np.random.Generator) 
 
 
 def perturbation_curves(model: Model, image: np.ndarray, class_name: str, orders: dict[str, np.ndarray | None],
-                        config: PerturbationConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+                        config: PerturbationConfig, rng: np.random.Generator,
+                        incremental: bool = True) -> dict[str, np.ndarray]:
     """Scores along each order's region perturbation.
 
     Parameters
@@ -153,6 +161,10 @@ def perturbation_curves(model: Model, image: np.ndarray, class_name: str, orders
     Returns
     -------
     name -> ``(repetitions, L+1)`` float64: ``f(x^(k))`` for ``k = 0..L``, ``L = min(steps, n)``.
+
+    When ``incremental`` and the model offers a :meth:`~bowlrp.model.Model.region_scorer` for the image
+    (a Fisher-vector model: only the descriptors a filled region touches are recomputed), each curve is
+    scored step by step through it; otherwise every perturbed image is scored in full, in batches.
     """
     k = model.class_index(class_name)
     image = np.asarray(image)
@@ -177,6 +189,14 @@ def perturbation_curves(model: Model, image: np.ndarray, class_name: str, orders
                     yield np.where(rank < step, fills[rep], image)
 
     original = float(model.score_images([image])[0, k])
+    scorer = model.region_scorer(image) if incremental else None
+    if scorer is not None:
+        # the scorer's state is sequential: one curve per order and repetition, its steps in order
+        return {name: np.concatenate([np.full((config.repetitions, 1), original),
+                                        [scorer.curve(fills[rep], [region_box(r, image.shape[:2], config.region)
+                                                                   for r in visits[name][rep][:steps]])[:, k]
+                                         for rep in range(config.repetitions)]], axis=1)
+                  for name in orders}
     scores = np.empty(len(orders) * config.repetitions * steps)
     done = 0
     stream = variants()

@@ -74,7 +74,7 @@ def bin_window_means(bin_size: int, window_size: float) -> np.ndarray:
 
 
 def vlfeat_dsift(
-    smoothed: np.ndarray, bin_size: int, step: int, bound_min: int, window_size: float, fast: bool
+    smoothed: np.ndarray, bin_size: int, step: int, bound_min: int | tuple[int, int], window_size: float, fast: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One scale of dense SIFT with ``cyvlfeat.sift.dsift``.
 
@@ -84,8 +84,9 @@ def vlfeat_dsift(
         Grey image, already smoothed for this bin size.
     bin_size, step : int
         Spatial bin width ``B`` and grid step, pixels.
-    bound_min : int
-        First frame origin along both axes (0-based); the bounds end at the last pixel.
+    bound_min : int or (int, int)
+        First frame origin along both axes, or ``(y, x)`` per axis (0-based); the bounds end at the
+        last pixel.
     window_size : float
         Gaussian window sigma in bins.
     fast : bool
@@ -103,14 +104,15 @@ def vlfeat_dsift(
     from cyvlfeat.sift import dsift
 
     rows, cols = smoothed.shape
-    if len(frame_origins(rows, bound_min, bin_size, step)) == 0 or len(frame_origins(cols, bound_min, bin_size, step)) == 0:
+    min_y, min_x = (bound_min, bound_min) if np.isscalar(bound_min) else (int(bound_min[0]), int(bound_min[1]))
+    if len(frame_origins(rows, min_y, bin_size, step)) == 0 or len(frame_origins(cols, min_x, bin_size, step)) == 0:
         return _empty()
     # cyvlfeat takes (y, x) bounds and returns (y, x, norm) frames, both 0-based
     frames, values = dsift(
         np.ascontiguousarray(smoothed, dtype=np.float32),
         step=int(step),
         size=int(bin_size),
-        bounds=np.array([bound_min, bound_min, rows - 1, cols - 1]),
+        bounds=np.array([min_y, min_x, rows - 1, cols - 1]),
         window_size=float(window_size),
         norm=True,
         fast=bool(fast),
