@@ -107,6 +107,19 @@ def _explain_worker(index: int, image_id: str, path: str, model: Model, class_na
     return guarded(explain_one, str(path))
 
 
+def run_pending(parts: SplitParts, todo: Sequence[int], samples: Sequence[Sample], worker, extra: tuple,
+                skips: SkipLog, parallel: ParallelOptions | None, desc: str) -> list[ItemResult]:
+    """``worker(index, image_id, path, *extra, parts_folder)`` for the images ``todo`` of a split run,
+    spread as ``parallel`` says; each worker writes its own part file, a failure is a named skip."""
+    results = parallel_map(
+        worker, todo, lambda i: (i, samples[i].image_id, str(samples[i].path), *extra, str(parts.folder)),
+        parallel, desc)
+    for res in results:
+        if not res.ok:
+            skips.add(res.item, res.skip_reason)
+    return results
+
+
 def explain_split(model: Model, samples: Sequence[Sample], class_name: str, out: str | Path,
                   method: ExplanationMethod, skips: SkipLog | None = None, parallel: ParallelOptions | None = None,
                   extra_settings: dict | None = None) -> StoreSummary:
@@ -124,12 +137,7 @@ def explain_split(model: Model, samples: Sequence[Sample], class_name: str, out:
     todo = parts.pending()
     log.info("explaining %s on %d image(s), %d kept from an interrupted run", class_name, len(todo),
              len(samples) - len(todo))
-    results = parallel_map(
-        _explain_worker, todo,
-        lambda i: (i, samples[i].image_id, str(samples[i].path), model, class_name, method, str(parts.folder)),
-        parallel, f"explaining {class_name}")
-    for res in results:
-        if not res.ok:
-            skips.add(res.item, res.skip_reason)
+    results = run_pending(parts, todo, samples, _explain_worker, (model, class_name, method), skips, parallel,
+                          f"explaining {class_name}")
     parts.assemble(skips.as_list())
     return StoreSummary(Path(out), sum(r.ok for r in results), len(samples) - len(todo), skips.as_list())

@@ -24,8 +24,9 @@ from ..data.dataset import Sample
 from ..data.images import load_image
 from ..errors import BowlrpError, SkipLog
 from ..model import Model
-from ..parallel import ItemResult, ParallelOptions, guarded, parallel_map
+from ..parallel import ItemResult, ParallelOptions, guarded
 from ..persistence import atomic_write_json
+from ..runs import run_pending
 from ..store import SplitParts, part_name, write_part
 
 log = logging.getLogger(__name__)
@@ -98,13 +99,8 @@ def curve_split(model: Model, samples: Sequence[Sample], class_name: str, source
     todo = parts.pending()
     log.info("%s perturbation of %s on %d image(s), %d kept from an interrupted run", source.mode, class_name,
              len(todo), len(samples) - len(todo))
-    results = parallel_map(
-        _image_worker, todo,
-        lambda i: (i, samples[i].image_id, str(samples[i].path), model, class_name, source, str(parts.folder)),
-        parallel, f"perturbing {class_name}")
-    for res in results:
-        if not res.ok:
-            skips.add(res.item, res.skip_reason)
+    run_pending(parts, todo, samples, _image_worker, (model, class_name, source), skips, parallel,
+                f"perturbing {class_name}")
     images = []
     for i in range(len(samples)):
         part = parts.folder / part_name(i)
