@@ -1,3 +1,12 @@
-"""Analyses of relevance maps, for FV and DNN heatmaps alike (dissertation Chapters 3-4):
-regions (context ratio, Eq. 4.11; artefact boxes, Section 4.5.3), descriptor and pixel perturbation
-(Section 3.4.1, Appendix C.2), tiled maps (Fig. 2.13)."""
+"""Analyses of relevance maps, for FV and DNN heatmaps alike (dissertation Chapters 3-4).
+
+===========================  ==============================================================
+:mod:`.regions`              relevance inside and outside boxes (Eq. 4.11; artefact boxes)
+:mod:`.context`              mu per image and class from relevance stores (``bowlrp context``)
+:mod:`.perturbation`         AOPC (Eq. 3.7), curve statistics and plots, resumable split runs
+:mod:`.region_perturbation`  pixel-region MoRF curves for any model (Section 3.4)
+:mod:`.region_fisher`        the same curves for FV models without re-running the pipeline
+:mod:`.descriptor_replacement`  FV descriptors replaced by GMM samples (Appendix C.2)
+:mod:`.tiles`                tile maps merged into their large images (Fig. 2.13)
+===========================  ==============================================================
+"""
