@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..encoding import FisherEncoder
+from ..encoding import FisherEncoder, SparsePosteriors
 from ..errors import BowlrpError
 from ..features.descriptors import DescriptorSet
 from ..parallel import one_thread
@@ -46,6 +46,44 @@ def sample_gmm(gmm, n: int, rng: np.random.Generator) -> np.ndarray:
     return (gmm.means_[component] + noise * np.sqrt(gmm.variances_[component])).astype(np.float32)
 
 
+class _RowPosteriors:
+    """The kept posteriors of a block's descriptors, row-addressable: ``(n, M)`` component and gamma
+    arrays padded with gamma 0, so the posteriors of any rows come back as CSR without recomputing
+    them (a step removes the contributions of descriptors whose posteriors are known)."""
+
+    def __init__(self, kept: SparsePosteriors) -> None:
+        counts = np.diff(kept.indptr)
+        n, width = len(counts), max(1, int(counts.max(initial=0)))
+        self.n_components = kept.n_components
+        self.component = np.zeros((n, width), dtype=np.int32)
+        self.gamma = np.zeros((n, width))
+        self.put(np.arange(n), kept)
+
+    def put(self, rows: np.ndarray, kept: SparsePosteriors) -> None:
+        counts = np.diff(kept.indptr)
+        if counts.max(initial=0) > self.gamma.shape[1]:  # a new descriptor reaches more components
+            grow = int(counts.max()) - self.gamma.shape[1]
+            self.component = np.pad(self.component, ((0, 0), (0, grow)))
+            self.gamma = np.pad(self.gamma, ((0, 0), (0, grow)))
+        self.gamma[rows] = 0.0
+        slot = np.arange(len(kept.gamma)) - np.repeat(kept.indptr[:-1], counts)
+        at = np.repeat(rows, counts)
+        self.component[at, slot] = kept.component
+        self.gamma[at, slot] = kept.gamma
+
+    def rows(self, rows: np.ndarray) -> SparsePosteriors:
+        gamma = self.gamma[rows]
+        present = gamma > 0  # kept posteriors are >= the cut (1e-6); padding is 0
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(present.sum(axis=1), out=indptr[1:])
+        return SparsePosteriors(indptr, self.component[rows][present], gamma[present], self.n_components)
+
+    def copy(self) -> "_RowPosteriors":
+        twin = object.__new__(_RowPosteriors)
+        twin.n_components, twin.component, twin.gamma = self.n_components, self.component.copy(), self.gamma.copy()
+        return twin
+
+
 @dataclass
 class _BlockSums:
     """One encoding block's share of the descriptors and its running per-cell sums."""
@@ -57,7 +95,8 @@ class _BlockSums:
     positions: np.ndarray     # (n_block, 2)
     sums: np.ndarray          # (n_cells, dim_per_cell) float64, Eq. C.1 before the 1/|L|
     counts: np.ndarray        # (n_cells,)
-    owns_values: bool = True  # False in a copy until its first replace: copies share the base values
+    posteriors: _RowPosteriors  # of the current values
+    owns_rows: bool = True    # False in a copy until its first replace: copies share the base values and posteriors
 
 
 class IncrementalFisher:
@@ -83,13 +122,14 @@ class IncrementalFisher:
             row_of[index] = np.arange(len(index))
             kept = block.encoder.forward(values, positions)
             self.blocks.append(_BlockSums(block.encoder, block.projection, row_of, values, positions,
-                                          kept.unnormalized.astype(np.float64).copy(), kept.counts))
+                                          kept.unnormalized.astype(np.float64).copy(), kept.counts,
+                                          _RowPosteriors(kept.posteriors)))
 
     def copy(self) -> "IncrementalFisher":
         twin = object.__new__(IncrementalFisher)
         twin.model, twin.n = self.model, self.n
         twin.blocks = [_BlockSums(b.encoder, b.projection, b.row_of, b.values, b.positions, b.sums.copy(), b.counts,
-                                  owns_values=False)
+                                  b.posteriors, owns_rows=False)
                        for b in self.blocks]
         return twin
 
@@ -105,13 +145,15 @@ class IncrementalFisher:
             mine = rows >= 0
             if not mine.any():
                 continue
-            rows, positions = rows[mine], block.positions[rows[mine]]
-            removed = block.encoder.forward(block.values[rows], positions).unnormalized
-            added = block.encoder.forward(substitute[mine], positions).unnormalized
-            block.sums += added - removed
-            if not block.owns_values:  # copy on first write: the base state and its other copies keep theirs
-                block.values, block.owns_values = block.values.copy(), True
-            block.values[rows] = substitute[mine]
+            rows, positions, new = rows[mine], block.positions[rows[mine]], substitute[mine]
+            removed = block.encoder.forward(block.values[rows], positions, block.posteriors.rows(rows))
+            new_posteriors = block.encoder.posteriors(new)
+            added = block.encoder.forward(new, positions, new_posteriors)
+            block.sums += added.unnormalized - removed.unnormalized
+            if not block.owns_rows:  # copy on first write: the base state and its other copies keep theirs
+                block.values, block.posteriors, block.owns_rows = block.values.copy(), block.posteriors.copy(), True
+            block.values[rows] = new
+            block.posteriors.put(rows, new_posteriors)
 
     def replace_raw(self, which: np.ndarray, raw: np.ndarray) -> None:
         """:meth:`replace` with new descriptor values as dense SIFT gives them, ``raw`` (len(which), 128):
