@@ -177,10 +177,6 @@ def unregister_family(name: str) -> None:
     _FAMILIES.pop(name, None)
 
 
-def families() -> tuple[str, ...]:
-    return tuple(_FAMILIES)
-
-
 def read_model_json(directory: str | Path) -> dict:
     path = Path(directory) / MODEL_JSON
     try:

@@ -90,12 +90,14 @@ class StoreSummary:
     skipped: list[dict]
 
 
-def store_settings(model: Model, class_name: str, method: ExplanationMethod, samples: Sequence[Sample]) -> dict:
-    """What a store records and an interrupted run must match: class, model (family and digest),
-    the method's settings, and the images."""
+def run_settings(model: Model, class_name: str, settings: dict, samples: Sequence[Sample],
+                 extra_settings: dict | None = None) -> dict:
+    """What a split run records and an interrupted run must match: class, model (family, variant and
+    digest), the run's own ``settings`` (an explanation method's, a perturbation's), the images, and
+    ``extra_settings`` (e.g. the data folder and split)."""
     return {"class_name": class_name, "model_family": model.family, "model_variant": model.variant,
-            "model_sha256": model.digest(),
-            **method.settings(), "image_ids": [s.image_id for s in samples]}
+            "model_sha256": model.digest(), **settings, "image_ids": [s.image_id for s in samples],
+            **(extra_settings or {})}
 
 
 def _explain_worker(index: int, image_id: str, path: str, model: Model, class_name: str,
@@ -132,7 +134,7 @@ def explain_split(model: Model, samples: Sequence[Sample], class_name: str, out:
     """
     model.class_index(class_name)
     skips = skips if skips is not None else SkipLog()
-    settings = {**store_settings(model, class_name, method, samples), **(extra_settings or {})}
+    settings = run_settings(model, class_name, method.settings(), samples, extra_settings)
     parts = SplitParts(out, len(samples), settings)
     todo = parts.pending()
     log.info("explaining %s on %d image(s), %d kept from an interrupted run", class_name, len(todo),

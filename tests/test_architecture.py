@@ -3,10 +3,8 @@ needs the model interface and nothing else."""
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bowlrp"

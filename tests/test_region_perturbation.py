@@ -14,9 +14,10 @@ from bowlrp.analysis.perturbation import aopc
 from bowlrp.analysis.region_perturbation import (PerturbationConfig, map_order, parse_order, perturb_split,
                                                  perturbation_curves, region_grid, region_sums)
 from bowlrp.data import open_dataset
+from test_model_interface import BIAS, CLASSES, WEIGHTS
+from test_model_interface import PixelLinear as InterfacePixels
 from bowlrp.errors import BowlrpError, SkipLog
-from bowlrp.explanation import Explanation
-from bowlrp.model import Model, register_family, unregister_family
+from bowlrp.model import register_family, unregister_family
 from bowlrp.parallel import ParallelOptions
 
 QUIET = ParallelOptions(progress=False)
@@ -50,50 +51,23 @@ def test_order_specs():
 
 # --- a model whose score change per region is known ---------------------------------------------------
 
-CLASSES = ["horse", "boat"]
-WEIGHTS = np.array([[0.9, -0.4, 0.2], [-0.3, 0.1, 1.1]])   # (classes, RGB)
-BIAS = np.array([-0.25, -0.4])
 FORMAT = "test.perturb-pixel-linear"
 
 
-@dataclasses.dataclass(frozen=True)
-class Exact:
-    def settings(self) -> dict:
-        return {"method": "exact"}
-
-    def describe(self) -> str:
-        return "exact"
-
-
-class PixelLinear(Model):
-    """``f_k(x) = mean_p (w_k . x_p) + b_k``: filling region Q with zeros lowers f_k by exactly
-    ``sum_{p in Q} w_k . x_p / (H W)``, the region's summed exact relevance."""
+class PixelLinear(InterfacePixels):
+    """The raw-pixel linear model of tests/test_model_interface.py, ``f_k(x) = mean_p (w_k . x_p) + b_k``:
+    filling region Q with zeros lowers f_k by exactly ``sum_{p in Q} w_k . x_p / (H W)``, the region's
+    summed exact relevance. It counts the batch sizes ``score_images`` sees."""
 
     family = "perturb-pixels"
-    model_files = ("model.json",)
-    class_names = CLASSES
 
     def __init__(self):
-        self.calls: list[int] = []   # batch sizes seen by score_images
-
-    def score_files(self, paths, skips, parallel=None):
-        raise NotImplementedError
+        super().__init__(WEIGHTS, BIAS, CLASSES)
+        self.calls: list[int] = []
 
     def score_images(self, images):
         self.calls.append(len(images))
-        return np.array([np.asarray(im, np.float64).reshape(-1, 3).mean(0) @ WEIGHTS.T + BIAS for im in images])
-
-    def explanation_method(self) -> Exact:
-        return Exact()
-
-    def explain(self, image, class_name, method):
-        k = self.class_index(class_name)
-        relevance = np.asarray(image, np.float64) @ WEIGHTS[k] / (image.shape[0] * image.shape[1])
-        score = float(relevance.sum() + BIAS[k])  # not through score_images: its calls are counted
-        return Explanation(relevance=relevance, score=score, bias_relevance=BIAS[k],
-                           absorbed=0.0, residual=0.0, descriptor_relevance=np.zeros(0, np.float32),
-                           descriptor_frames=np.zeros((0, 4), np.float32), feature_relevance=np.zeros(0, np.float32),
-                           class_name=class_name, settings=method.settings())
+        return super().score_images(images)
 
 
 def _image(h=40, w=50, seed=1) -> np.ndarray:

@@ -26,7 +26,7 @@ from ..errors import BowlrpError, SkipLog
 from ..model import Model
 from ..parallel import ItemResult, ParallelOptions, guarded
 from ..persistence import atomic_write_json
-from ..runs import run_pending
+from ..runs import run_pending, run_settings
 from ..store import SplitParts, part_name, write_part
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,7 @@ def curve_split(model: Model, samples: Sequence[Sample], class_name: str, source
     model.class_index(class_name)
     names = source.order_names
     skips = skips if skips is not None else SkipLog()
-    settings = {"class_name": class_name, "model_family": model.family, "model_variant": model.variant,
-                "model_sha256": model.digest(), **source.settings(),
-                "image_ids": [s.image_id for s in samples], **(extra_settings or {})}
+    settings = run_settings(model, class_name, source.settings(), samples, extra_settings)
     parts = SplitParts(out, len(samples), settings)
     todo = parts.pending()
     log.info("%s perturbation of %s on %d image(s), %d kept from an interrupted run", source.mode, class_name,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.images import load_image
 from ..errors import BowlrpError, SkipLog
 from ..explanation import Explanation
 from ..model import Model
@@ -27,7 +28,6 @@ from .attribution import attribute, explanation_settings
 from .io import MODEL_JSON, WEIGHTS, load_network
 from .lrp.composites import THESIS
 from .preprocess import centre_input, to_original
-from .train import score_images
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,20 @@ class DnnClassifier(Model):
 
     def score_files(self, paths: Sequence[str | Path], skips: SkipLog,
                     parallel: ParallelOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
-        # batches on the model's device; worker processes would each hold a copy of the network
-        return score_images(self.network, paths, skips)
+        # batches on the model's device (worker processes would each hold a copy of the network);
+        # images are loaded a batch at a time, so a split never sits in memory whole
+        batch_size = 32
+        rows, ok, pending = [np.zeros((0, len(self.class_names)))], np.zeros(len(paths), dtype=bool), []
+        for i, path in enumerate(paths):
+            try:
+                pending.append(load_image(path))
+                ok[i] = True
+            except BowlrpError as exc:
+                skips.add(str(path), str(exc))
+            if len(pending) == batch_size or (i == len(paths) - 1 and pending):
+                rows.append(self.score_images(pending, batch_size))
+                pending = []
+        return np.concatenate(rows), ok
 
     def score_images(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         """Centre-crop scores, ``batch_size`` images per forward pass."""

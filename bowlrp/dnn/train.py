@@ -30,7 +30,7 @@ from bowlrp.persistence import atomic_write_bytes, atomic_write_json
 
 from .io import load_tensors, save_network, tensor_bytes
 from .models import HEAD, INPUT_GEOMETRY, build
-from .preprocess import N_CROPS, centre_input, cut, image_tensor, normalize, square
+from .preprocess import N_CROPS, cut, image_tensor, normalize, square
 
 log = logging.getLogger(__name__)
 CHECKPOINT, CHECKPOINT_JSON = "checkpoint.pt", "checkpoint.json"
@@ -159,28 +159,3 @@ def train(config: TrainConfig, paths: Sequence[str | Path], labels: np.ndarray, 
                          "torch": torch.__version__}}
     save_network(out, model, meta)
     return model
-
-
-def score_images(model: nn.Module, paths: Sequence[str | Path], skips: SkipLog,
-                 batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Centre-crop scores ``(n_ok, C)`` of the images that load, and the ``(N,)`` mask of those."""
-    size, crop = model.meta["size"], model.meta["crop"]
-    device = next(model.parameters()).device
-    scores, ok, pending = [], np.zeros(len(paths), dtype=bool), []
-
-    def flush():
-        if pending:
-            with torch.no_grad():
-                scores.append(model(torch.cat(pending).to(device)).cpu().numpy())
-            pending.clear()
-
-    for i, path in enumerate(paths):
-        try:
-            pending.append(centre_input(load_image(path), size, crop))
-            ok[i] = True
-        except BowlrpError as exc:
-            skips.add(str(path), str(exc))
-        if len(pending) == batch_size:
-            flush()
-    flush()
-    return (np.concatenate(scores) if scores else np.zeros((0, len(model.meta["classes"])))), ok
