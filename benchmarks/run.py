@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -22,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/latest.json", help="JSON file to write")
     parser.add_argument("--only", default=None, help="comma-separated benchmark names (default all)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement (median)")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the records of --out that this run does not remeasure (same name: replaced)")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -34,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
             anchor = "n/a" if row["anchor_s"] is None else f"{row['anchor_s']:.3f} s"
             print(f"{row['name']:<16} ours {row['ours_s']:.3f} s   anchor {anchor}   ratio {ratio}", flush=True)
             results.append(row)
-    atomic_write_json(Path(args.out), results)
+    out = Path(args.out)
+    if args.update and out.exists():
+        fresh = {row["name"] for row in results}
+        results = [row for row in json.loads(out.read_text()) if row["name"] not in fresh] + results
+    atomic_write_json(out, results)
     print(f"written to {args.out}")
     return 0
 

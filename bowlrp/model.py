@@ -84,9 +84,10 @@ class Model(ABC):
     def region_scorer(self, image: np.ndarray):
         """An object scoring region fills of ``image`` faster than :meth:`score_images` of every
         perturbed copy, or None (the default: region perturbation then scores full images in
-        batches). It has ``curve(fill, boxes) -> (len(boxes), n_classes)``, the scores after each
-        cumulative fill of ``fill``'s pixels in box ``(y0, y1, x0, x1)``, equal to scoring the
-        perturbed images (see :class:`bowlrp.analysis.region_fisher.IncrementalRegionScorer`)."""
+        batches). It has ``curve(fill, boxes, class_index=None) -> (len(boxes), n_classes)``, the
+        scores after each cumulative fill of ``fill``'s pixels in box ``(y0, y1, x0, x1)``, equal to
+        scoring the perturbed images (one column with ``class_index``), and ``scores() -> (n_classes,)`` of the unchanged image (see
+        :class:`bowlrp.analysis.region_fisher.IncrementalRegionScorer`)."""
         return None
 
     @abstractmethod

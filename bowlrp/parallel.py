@@ -52,6 +52,17 @@ def one_thread() -> Iterator[None]:
         numba.set_num_threads(threads)
 
 
+def map_threads(func: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+    """``[func(item) for item in items]`` spread over the process's compute threads (numba's thread
+    count: 1 inside joblib workers and inside :func:`one_thread`). For independent pieces of work
+    that release the GIL (numba ``nogil`` kernels); the results do not depend on the thread count."""
+    workers = max(1, min(numba.get_num_threads(), len(items)))
+    if workers == 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(func, items))
+
+
 def map_row_chunks(func: Callable[[int, int], T], n: int, chunk_rows: int) -> list[T]:
     """``func(start, stop)`` over consecutive row ranges covering ``0..n``, results in row order.
 

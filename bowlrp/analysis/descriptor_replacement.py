@@ -9,8 +9,8 @@ descriptors are ordered by relevance and replaced, ``batch`` at a time, by draws
 
 A Fisher vector is a sum over descriptors before its normalisation (Eq. C.1), so a step needs no
 re-encoding: :class:`IncrementalFisher` subtracts the replaced descriptors' contributions from the
-per-cell sums and adds their substitutes' (Eq. C.2), then applies the normalisation. A step costs
-two encodings of ``batch`` descriptors, not one of the whole image.
+sums and adds their substitutes' (Eq. C.2), then applies the normalisation. A step costs the
+posteriors of ``batch`` new descriptors and the moments of ``2 batch``, not an encoding of the image.
 
 Orders: the relevance ``R_l`` of each descriptor under an LRP rule (:data:`RULE_ORDERS`: epsilon 1
 and 100, alpha 2 / beta 1, the |z| counter-example) or a random permutation. Each curve is repeated
@@ -25,6 +25,8 @@ from typing import Sequence
 import numpy as np
 
 from ..encoding import FisherEncoder, SparsePosteriors
+from ..encoding.fisher import MOMENT_BLOCK_MIN_ROWS, MOMENT_BLOCKS
+from ..encoding.pyramid import atoms_to_cells
 from ..errors import BowlrpError
 from ..features.descriptors import DescriptorSet
 from ..parallel import one_thread
@@ -86,21 +88,31 @@ class _RowPosteriors:
 
 @dataclass
 class _BlockSums:
-    """One encoding block's share of the descriptors and its running per-cell sums."""
+    """One encoding block's share of the descriptors and its running per-atom moments."""
 
     encoder: FisherEncoder
     projection: object        # the block's PCA (or None): raw descriptors -> the GMM's space
     row_of: np.ndarray        # (n_descriptors,) row in this block's values, -1 where the block has none
     values: np.ndarray        # (n_block, D) the current descriptors in the GMM's space (shared until written)
-    positions: np.ndarray     # (n_block, 2)
-    sums: np.ndarray          # (n_cells, dim_per_cell) float64, Eq. C.1 before the 1/|L|
-    counts: np.ndarray        # (n_cells,)
+    atom_of: np.ndarray       # (n_block,) pyramid atom of each row (positions never change)
+    member: np.ndarray        # (n_cells, n_atoms) atoms of each cell
+    counts: np.ndarray        # (n_cells,) descriptors per cell
+    moments: list[np.ndarray]  # S0 (1, A, K), S1 and S2 (1, A, K, D) float64: Eq. C.1's sums before u, v
     posteriors: _RowPosteriors  # of the current values
     owns_rows: bool = True    # False in a copy until its first replace: copies share the base values and posteriors
+
+    def unnormalized(self) -> np.ndarray:
+        """The per-cell sums ``(n_cells, dim_per_cell)`` the encoder would give for the current values."""
+        S0, S1, S2 = (atoms_to_cells(self.member, m[0]) for m in self.moments)
+        return self.encoder.fisher_blocks(self.counts, S0, S1, S2)
 
 
 class IncrementalFisher:
     """The Fisher vector of one image's descriptors under replacement, updated by Eq. C.2.
+
+    The state is the posterior-weighted moments per pyramid atom (what the encoder sums before it
+    forms the gradient blocks), so a step adds the new descriptors' moments and subtracts the old
+    ones' in one pass over a few hundred descriptors, and :meth:`vector` forms the blocks once.
 
     Parameters
     ----------
@@ -118,18 +130,26 @@ class IncrementalFisher:
         self.blocks: list[_BlockSums] = []
         for block in model.features.blocks:
             index, values, positions = block.prepare(descriptors)
+            encoder = block.encoder
             row_of = np.full(self.n, -1, dtype=np.int64)
             row_of[index] = np.arange(len(index))
-            kept = block.encoder.forward(values, positions)
-            self.blocks.append(_BlockSums(block.encoder, block.projection, row_of, values, positions,
-                                          kept.unnormalized.astype(np.float64).copy(), kept.counts,
-                                          _RowPosteriors(kept.posteriors)))
+            posteriors = encoder.posteriors(values)
+            atom_of, member = encoder.atoms(encoder.cell_index(positions, len(values)))
+            k, d, n_atoms = encoder.n_components, encoder.n_features, member.shape[1]
+            blocks = MOMENT_BLOCKS if len(values) >= MOMENT_BLOCK_MIN_ROWS else 1
+            moments = [np.zeros((blocks, n_atoms, k)), np.zeros((blocks, n_atoms, k, d)),
+                       np.zeros((blocks, n_atoms, k, d))]
+            encoder.add_moments(values, atom_of, posteriors, *moments)
+            counts = atoms_to_cells(member, np.bincount(atom_of, minlength=n_atoms).astype(np.float64))
+            self.blocks.append(_BlockSums(encoder, block.projection, row_of, values, atom_of, member, counts,
+                                          [m.sum(axis=0, keepdims=True) for m in moments],
+                                          _RowPosteriors(posteriors)))
 
     def copy(self) -> "IncrementalFisher":
         twin = object.__new__(IncrementalFisher)
         twin.model, twin.n = self.model, self.n
-        twin.blocks = [_BlockSums(b.encoder, b.projection, b.row_of, b.values, b.positions, b.sums.copy(), b.counts,
-                                  b.posteriors, owns_rows=False)
+        twin.blocks = [_BlockSums(b.encoder, b.projection, b.row_of, b.values, b.atom_of, b.member, b.counts,
+                                  [m.copy() for m in b.moments], b.posteriors, owns_rows=False)
                        for b in self.blocks]
         return twin
 
@@ -145,11 +165,17 @@ class IncrementalFisher:
             mine = rows >= 0
             if not mine.any():
                 continue
-            rows, positions, new = rows[mine], block.positions[rows[mine]], substitute[mine]
-            removed = block.encoder.forward(block.values[rows], positions, block.posteriors.rows(rows))
+            rows, new = rows[mine], substitute[mine]
+            changed = (block.values[rows] != new).any(axis=1)  # e.g. under the contrast cut before and after
+            if not changed.all():
+                rows, new = rows[changed], new[changed]
+                if not len(rows):
+                    continue
             new_posteriors = block.encoder.posteriors(new)
-            added = block.encoder.forward(new, positions, new_posteriors)
-            block.sums += added.unnormalized - removed.unnormalized
+            atoms = block.atom_of[rows]
+            block.encoder.add_moments(block.values[rows], atoms, block.posteriors.rows(rows), *block.moments,
+                                      sign=-1.0)
+            block.encoder.add_moments(new, atoms, new_posteriors, *block.moments)
             if not block.owns_rows:  # copy on first write: the base state and its other copies keep theirs
                 block.values, block.posteriors, block.owns_rows = block.values.copy(), block.posteriors.copy(), True
             block.values[rows] = new
@@ -170,7 +196,8 @@ class IncrementalFisher:
 
     def vector(self) -> np.ndarray:
         """The current image vector ``Phi(x)``, (dim,) float32."""
-        return np.concatenate([b.encoder.finish(b.sums, b.counts) for b in self.blocks]).astype(np.float32)
+        parts = [b.encoder.finish(b.unnormalized(), b.counts) for b in self.blocks]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def descriptor_order(relevance: np.ndarray | None, n: int, rng: np.random.Generator) -> np.ndarray:

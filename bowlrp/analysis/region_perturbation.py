@@ -188,13 +188,13 @@ def perturbation_curves(model: Model, image: np.ndarray, class_name: str, orders
                 for step in range(1, steps + 1):
                     yield np.where(rank < step, fills[rep], image)
 
-    original = float(model.score_images([image])[0, k])
     scorer = model.region_scorer(image) if incremental else None
+    original = float((scorer.scores() if scorer is not None else model.score_images([image])[0])[k])
     if scorer is not None:
         # the scorer's state is sequential: one curve per order and repetition, its steps in order
         return {name: np.concatenate([np.full((config.repetitions, 1), original),
                                         [scorer.curve(fills[rep], [region_box(r, image.shape[:2], config.region)
-                                                                   for r in visits[name][rep][:steps]])[:, k]
+                                                                   for r in visits[name][rep][:steps]], k)[:, 0]
                                          for rep in range(config.repetitions)]], axis=1)
                   for name in orders}
     scores = np.empty(len(orders) * config.repetitions * steps)

@@ -57,15 +57,17 @@ L2_FLOOR = 1e-12
 NORMALIZATIONS = ("enceval", "vlfeat", "none")
 
 
-def signed_sqrt(x: np.ndarray) -> np.ndarray:
-    """``sign(x) * sqrt(|x|)``, element-wise."""
-    return np.sign(x) * np.sqrt(np.abs(x))
+def signed_sqrt(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``sign(x) * sqrt(|x|)``, element-wise (a zero keeps its sign bit, which no norm or product
+    sees); ``out=x`` works in place."""
+    magnitude = np.sqrt(np.abs(x))
+    return np.copysign(magnitude, x, out=magnitude if out is None else out)
 
 
-def l2_normalize_rows(x: np.ndarray) -> np.ndarray:
-    """Each row divided by ``max(||row||_2, 1e-12)``."""
+def l2_normalize_rows(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Each row divided by ``max(||row||_2, 1e-12)``; ``out=x`` works in place."""
     norm = np.sqrt(np.sum(np.square(x, dtype=np.float64), axis=-1, keepdims=True))
-    return x / np.maximum(norm, L2_FLOOR)
+    return np.divide(x, np.maximum(norm, L2_FLOOR), out=out)
 
 
 @dataclass(frozen=True)
@@ -220,23 +222,43 @@ class FisherEncoder:
         return pyramid_atoms(cell_index, offsets)
 
     # -- encoding ------------------------------------------------------------------------
-    def _cell_statistics(self, values: np.ndarray, cell_index: np.ndarray, posteriors: SparsePosteriors):
-        """Posterior-weighted moments of the whitened deviations, per cell.
+    def _whitening(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(means, 1 / sigma)`` (K, D) float64, computed once per GMM."""
+        cached = getattr(self, "_whitening_cache", None)
+        if cached is None or cached[0] is not self.gmm.means_:
+            cached = (self.gmm.means_, self.gmm.means_.astype(np.float64),
+                      1.0 / np.sqrt(self.gmm.variances_.astype(np.float64)))
+            self._whitening_cache = cached
+        return cached[1], cached[2]
 
-        With ``t_kr(l) = (l_r - mu_kr) / sigma_kr`` and ``gamma`` the VLFeat-sparsified
-        posteriors, returns float64 ``counts (C,)``, ``S0 = sum_l gamma (C, K)``,
-        ``S1 = sum_l gamma t (C, K, D)`` and ``S2 = sum_l gamma t^2 (C, K, D)``.
+    def add_moments(self, values: np.ndarray, atom_of: np.ndarray, posteriors: SparsePosteriors,
+                    S0: np.ndarray, S1: np.ndarray, S2: np.ndarray, sign: float = 1.0) -> None:
+        """Add ``sign`` times the posterior-weighted moments of ``values`` into per-atom accumulators.
+
+        With ``t_kr(l) = (l_r - mu_kr) / sigma_kr`` and ``gamma`` the VLFeat-sparsified posteriors:
+        ``S0[a, k] += sum gamma``, ``S1[a, k] += sum gamma t``, ``S2[a, k] += sum gamma t^2`` over the
+        descriptors of atom ``a`` (:meth:`atoms`). ``S0 (B, A, K)``, ``S1, S2 (B, A, K, D)`` float64, in
+        place, rows spread over the ``B`` leading accumulators in contiguous blocks (summed by the
+        caller). ``sign = -1`` takes descriptors out again (an incremental update, Eq. C.2).
 
         The moments are accumulated from explicit differences ``l - mu_k`` over the kept
         (descriptor, component) pairs only (typically a few per descriptor): the GEMM form
         ``gamma^T [l, l^2]`` would be as fast but cancels catastrophically in float32 for
-        tight components far from the origin (``(mu/sigma)^2`` digits lost). A descriptor lies in
-        one cell per level; the moments are taken once per pyramid atom and each cell adds up
-        the atoms it contains.
+        tight components far from the origin (``(mu/sigma)^2`` digits lost).
+        """
+        means, inv_sigma = self._whitening()
+        gamma = posteriors.gamma if sign == 1.0 else sign * posteriors.gamma
+        _accumulate_moments(self._values(values), posteriors.indptr, posteriors.component, gamma,
+                            np.asarray(atom_of, dtype=np.int64), means, inv_sigma, S0, S1, S2)
+
+    def _cell_statistics(self, values: np.ndarray, cell_index: np.ndarray, posteriors: SparsePosteriors):
+        """Posterior-weighted moments of the whitened deviations, per cell (:meth:`add_moments`):
+        float64 ``counts (C,)``, ``S0 (C, K)``, ``S1 (C, K, D)``, ``S2 (C, K, D)``.
+
+        A descriptor lies in one cell per level; the moments are taken once per pyramid atom and
+        each cell adds up the atoms it contains.
         """
         k, d = self.n_components, self.n_features
-        means = self.gmm.means_.astype(np.float64)
-        inv_sigma = 1.0 / np.sqrt(self.gmm.variances_.astype(np.float64))
         atom_of, member = self.atoms(cell_index)
         n_atoms = member.shape[1]
         # a few descriptors (an incremental update) are not worth parallel accumulators of (atoms, K, D) each
@@ -244,11 +266,35 @@ class FisherEncoder:
         S0 = np.zeros((blocks, n_atoms, k))
         S1 = np.zeros((blocks, n_atoms, k, d))
         S2 = np.zeros((blocks, n_atoms, k, d))
-        _accumulate_moments(values, posteriors.indptr, posteriors.component, posteriors.gamma, atom_of,
-                            means, inv_sigma, S0, S1, S2)
+        self.add_moments(values, atom_of, posteriors, S0, S1, S2)
         S0, S1, S2 = S0.sum(axis=0), S1.sum(axis=0), S2.sum(axis=0)
         counts = atoms_to_cells(member, np.bincount(atom_of, minlength=n_atoms).astype(np.float64))
         return counts, atoms_to_cells(member, S0), atoms_to_cells(member, S1), atoms_to_cells(member, S2)
+
+    def fisher_blocks(self, counts: np.ndarray, S0: np.ndarray, S1: np.ndarray, S2: np.ndarray) -> np.ndarray:
+        """The unnormalised per-cell Fisher vectors from per-cell moments (:meth:`_cell_statistics`):
+        ``u = S1 / sqrt(pi)``, ``v = (S2 - S0) / sqrt(2 pi)`` (and the weight block first when
+        ``weight_gradient``), zero for components under VLFeat's prior floor; ``(C, dim_per_cell)`` float64."""
+        weights = self.gmm.weights_.astype(np.float64)
+        present = weights >= VL_GMM_MIN_PRIOR
+        safe_w = np.where(present, weights, 1.0)
+        k, d, cells = self.n_components, self.n_features, len(S0)
+        out = np.empty((cells, (k if self.weight_gradient else 0) + 2 * k * d))
+        start = 0
+        if self.weight_gradient:
+            pi_block = out[:, :k]
+            np.divide(S0 - counts[:, None] * weights, np.sqrt(safe_w), out=pi_block)
+            pi_block[:, ~present] = 0.0
+            start = k
+        # written into the output's slices: no per-block arrays to concatenate
+        u = out[:, start:start + k * d].reshape(cells, k, d)
+        v = out[:, start + k * d:].reshape(cells, k, d)
+        np.divide(S1, np.sqrt(safe_w)[:, None], out=u)
+        np.subtract(S2, S0[:, :, None], out=v)
+        np.divide(v, np.sqrt(2.0 * safe_w)[:, None], out=v)
+        u[:, ~present] = 0.0
+        v[:, ~present] = 0.0
+        return out
 
     def forward(self, values: np.ndarray, positions: np.ndarray | None = None,
                 posteriors: SparsePosteriors | None = None) -> FisherForward:
@@ -271,20 +317,7 @@ class FisherEncoder:
         elif len(posteriors) != len(values):
             raise ValueError(f"posteriors of {len(posteriors)} descriptors given for {len(values)}")
         counts, S0, S1, S2 = self._cell_statistics(values, cell_index, posteriors)
-
-        weights = self.gmm.weights_.astype(np.float64)
-        present = weights >= VL_GMM_MIN_PRIOR
-        safe_w = np.where(present, weights, 1.0)
-        u = S1 / np.sqrt(safe_w)[:, None]
-        v = (S2 - S0[:, :, None]) / np.sqrt(2.0 * safe_w)[:, None]
-        u[:, ~present] = 0.0
-        v[:, ~present] = 0.0
-        blocks = [u.reshape(self.n_cells, -1), v.reshape(self.n_cells, -1)]
-        if self.weight_gradient:
-            pi_block = (S0 - counts[:, None] * weights) / np.sqrt(safe_w)
-            pi_block[:, ~present] = 0.0
-            blocks.insert(0, pi_block)
-        return FisherForward(posteriors, counts, S0, np.concatenate(blocks, axis=1))
+        return FisherForward(posteriors, counts, S0, self.fisher_blocks(counts, S0, S1, S2))
 
     def encode_unnormalized(self, values: np.ndarray, positions: np.ndarray | None = None, average: bool = False,
                             posteriors: SparsePosteriors | None = None) -> np.ndarray:
@@ -315,14 +348,14 @@ class FisherEncoder:
         (dim,) float32
         """
         self._check()
-        x = np.asarray(x, dtype=np.float64).reshape(self.n_cells, self.dim_per_cell)
+        # one private float64 copy, normalised in place (a K=256 pyramid vector is ~2.6 MB per pass)
+        x = np.array(x, dtype=np.float64).reshape(self.n_cells, self.dim_per_cell)
         if self.normalization == "vlfeat":
-            out = l2_normalize_rows(signed_sqrt(x))
+            l2_normalize_rows(signed_sqrt(x, out=x), out=x)
         elif self.normalization == "enceval":
-            out = l2_normalize_rows(signed_sqrt(l2_normalize_rows(x).reshape(-1)))
-        else:
-            out = x
-        return out.reshape(-1).astype(np.float32)
+            flat = l2_normalize_rows(x, out=x).reshape(-1)
+            l2_normalize_rows(signed_sqrt(flat, out=flat), out=flat)
+        return x.reshape(-1).astype(np.float32)
 
     def encode(self, values: np.ndarray, positions: np.ndarray | None = None,
                posteriors: SparsePosteriors | None = None) -> np.ndarray:

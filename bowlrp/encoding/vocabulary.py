@@ -256,7 +256,13 @@ class GmmVocabulary:
     def log_joint(self) -> "LogJoint":
         """Precomputed GEMM form of ``log(pi_k N(l | mu_k, sigma_k^2))`` (see :class:`LogJoint`)."""
         _check_fitted(self, "means_")
-        return LogJoint(self.means_, self.variances_, self.weights_)
+        # built once per fitted GMM: an incremental update asks for it at every step
+        cached = getattr(self, "_log_joint_cache", None)
+        key = (self.means_, self.variances_, self.weights_)
+        if cached is None or any(a is not b for a, b in zip(cached[0], key)):
+            cached = (key, LogJoint(self.means_, self.variances_, self.weights_))
+            self._log_joint_cache = cached
+        return cached[1]
 
     def posteriors(self, X: np.ndarray) -> np.ndarray:
         """Soft assignments ``gamma_k(l) = pi_k N(l|k) / sum_j pi_j N(l|j)``.
