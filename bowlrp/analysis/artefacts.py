@@ -102,7 +102,7 @@ def interval_bars(ax, labels: Sequence[str], groups: Sequence[tuple[str, Callabl
     """Grouped bars of ``delta_mean`` with their 95 % interval as whiskers (Fig. 6.8 style).
 
     ``groups`` are ``(legend name, summary of a label or None)``; summaries are :func:`change_summary`
-    rows (``delta_mean``, ``ci95``, ``n``). Each bar is labelled with its n.
+    rows (``delta_mean``, ``ci95``).
     """
     width = 0.8 / max(1, len(groups))
     for j, (name, summary_of) in enumerate(groups):
@@ -111,11 +111,6 @@ def interval_bars(ax, labels: Sequence[str], groups: Sequence[tuple[str, Callabl
         means = [np.nan if r is None or r["delta_mean"] is None else r["delta_mean"] for r in rows]
         lo = [np.nan if r is None or r["ci95"][0] is None else m - r["ci95"][0] for r, m in zip(rows, means)]
         hi = [np.nan if r is None or r["ci95"][1] is None else r["ci95"][1] - m for r, m in zip(rows, means)]
-        bars = ax.bar(x, means, width, yerr=[lo, hi], capsize=3, label=name)
-        for bar, r in zip(bars, rows):
-            if r is not None and r["n"]:
-                ax.annotate(f"n={r['n']}", (bar.get_x() + bar.get_width() / 2, 0), xytext=(0, -10 if
-                            (bar.get_height() or 0) >= 0 else 4), textcoords="offset points", ha="center",
-                            fontsize=6, color="dimgrey")
+        ax.bar(x, means, width, yerr=[lo, hi], capsize=3, label=name)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(np.arange(len(labels)), labels, rotation=20, ha="right")

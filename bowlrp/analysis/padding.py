@@ -201,10 +201,12 @@ def plot_padding(result: dict[str, Any], out: str | Path) -> None:
                          and r["orientation"] == kind]
                 return found[0] if found and found[0]["n"] else None
             return of
-        interval_bars(ax, list(STRATEGIES[1:]), [(kind, summary_of(kind)) for kind in ("all", *ORIENTATIONS)])
+        counts = {r["orientation"]: r["n"] for r in rows if r["target"] == target}
+        interval_bars(ax, list(STRATEGIES[1:]), [(f"{kind} (n={counts.get(kind, 0)})", summary_of(kind))
+                                                 for kind in ("all", *ORIENTATIONS)])
+        ax.legend(fontsize=8)
         ax.set_title(f"images {'with' if target else 'without'} '{result['class']}'")
-    axes[0].set_ylabel(f"mean change of f({result['class']}) vs copy-border ± 95 % CI")
-    axes[1].legend(fontsize=8)
+    axes[0].set_ylabel(f"Δ f({result['class']}) vs copy-border, mean ± 95 % CI")
     fig.suptitle(f"padding to a square ({result.get('variant', '')})")
     fig.tight_layout()
     save_figure(fig, out)

@@ -162,8 +162,8 @@ class RegionMask:
     """A tag region as pixels of one image: the mask and what clipping did."""
 
     mask: np.ndarray           # (H, W) bool
-    n_clipped: int = 0         # boxes that reached outside the image
-    n_vanished: int = 0        # boxes entirely outside it
+    n_clipped: int = 0         # boxes that reached outside the image and were cut to it
+    n_vanished: int = 0        # boxes entirely outside it (left out)
 
 
 def region_mask(region: TagRegion, shape: tuple[int, int]) -> RegionMask:
@@ -180,10 +180,10 @@ def region_mask(region: TagRegion, shape: tuple[int, int]) -> RegionMask:
     kept, out = [], RegionMask(np.zeros(shape, bool))
     for box in region.boxes:
         clipped, changed = clip_box(box, shape)
-        out.n_clipped += changed
         if clipped is None:
             out.n_vanished += 1
         else:
+            out.n_clipped += changed
             kept.append(clipped)
     out.mask = box_mask(shape, kept)
     return out
@@ -431,7 +431,8 @@ def plot_watermark(result: dict[str, Any], out: str | Path) -> None:
              "paste tag\n(images without the class)": result["paste"]}
     if "paste_control" in result:
         parts["paste patch, tag removed\n(control)"] = result["paste_control"]
-    labels = [f"{name}\nflipped {s['flip_share']:.0%}" if s["n"] else name for name, s in parts.items()]
+    labels = [f"{name}\nn={s['n']}, flipped {s['flip_share']:.0%}" if s["n"] else f"{name}\nn=0"
+              for name, s in parts.items()]
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     interval_bars(ax, labels, [(result.get("variant") or "model", dict(zip(labels, parts.values())).get)])
     ax.set_ylabel(f"mean change of f({result['class']}) ± 95 % CI")
