@@ -62,7 +62,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                     "by --dilate pixels against JPEG smear) and paste it onto every untagged image without the "
                     "class (the box's pixels from one tagged image, at the same place relative to the bottom-left "
                     "corner, scaled by the long sides). Reports the change of the class score per image, its mean "
-                    "with a 95%% t-interval, and the share of decisions whose sign flips. As a control, the same patch "
+                    "with a 95% t-interval, and the share of decisions whose sign flips. As a control, the same patch "
                     "cut after removing its tag is pasted too (what the patch's background does alone). JSON: "
                     "{remove: {delta_mean, ci95, n, flip_share, per_image}, remove_with_class: {...}, paste: {...}, "
                     "paste_control: {...}, notes, skipped}. "
@@ -89,8 +89,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     padding = actions.add_parser(
         "padding", parents=[common], help="six ways of making images square, score change vs copy-border",
         description="Make every image of the split square in six ways before the model sees it: "
-                    f"{', '.join(STRATEGIES)} (the reference). Reports the mean change of the class score vs "
-                    "copy-border with a 95%% t-interval, for images with and without the class, landscape "
+                    f"{', '.join(STRATEGIES[1:])}, and {STRATEGIES[0]} (the reference). Reports the mean change of the class score vs "
+                    "copy-border with a 95% t-interval, for images with and without the class, landscape "
                     "(padded above and below) and portrait (padded left and right) apart (Figs. 6.8, 6.11). JSON: "
                     "{rows: [{strategy, target, orientation, delta_mean, ci95, n}], overall: [...both orientations], "
                     "per_image, n_square}.",
