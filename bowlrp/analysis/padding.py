@@ -153,7 +153,8 @@ def padding_experiment(model: Model, samples: Sequence[Sample], contains: np.nda
 
 def padding_rows(per_image: Sequence[dict], orientations: Sequence[str]) -> list[dict[str, Any]]:
     """One row per (strategy other than the reference, target or not, orientation): the mean change
-    vs :data:`REFERENCE`, its 95 % t-interval, n and the mean score under the strategy.
+    vs :data:`REFERENCE`, its 95 % t-interval, n, the mean score and the share predicted positive
+    under the strategy and under the reference.
     ``"all"`` as an orientation takes both."""
     rows = []
     for strategy in STRATEGIES[1:]:
@@ -167,8 +168,15 @@ def padding_rows(per_image: Sequence[dict], orientations: Sequence[str]) -> list
                              "n": len(group), "score_mean": finite_or_none(
                                  float(np.mean([r["scores"][strategy] for r in group])) if group else float("nan")),
                              "reference_mean": finite_or_none(
-                                 float(np.mean([r["scores"][REFERENCE] for r in group])) if group else float("nan"))})
+                                 float(np.mean([r["scores"][REFERENCE] for r in group])) if group else float("nan")),
+                             "positive_share": _positive_share(group, strategy),
+                             "reference_positive_share": _positive_share(group, REFERENCE)})
     return rows
+
+
+def _positive_share(group: Sequence[dict], strategy: str) -> float | None:
+    """The share of ``group`` predicted positive (``f > 0``) under ``strategy``; None for no images."""
+    return float(np.mean([r["scores"][strategy] > 0 for r in group])) if group else None
 
 
 def format_padding_table(result: dict[str, Any]) -> str:
