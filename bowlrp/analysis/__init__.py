@@ -1,4 +1,4 @@
-"""Analyses of relevance maps, for FV and DNN heatmaps alike (dissertation Chapters 3-4).
+"""Analyses of relevance maps and of models, for FV and DNN alike (dissertation Chapters 3-4 and 6).
 
 ===========================  ==============================================================
 :mod:`.regions`              relevance inside and outside boxes (Eq. 4.11; artefact boxes)
@@ -8,5 +8,8 @@
 :mod:`.region_fisher`        the same curves for FV models without re-running the pipeline
 :mod:`.descriptor_replacement`  FV descriptors replaced by GMM samples (Appendix C.2)
 :mod:`.tiles`                tile maps merged into their large images (Fig. 2.13)
+:mod:`.artefacts`            score changes of edited images: t-intervals, flips, bar charts
+:mod:`.watermark`            copyright tag removed (inpainting) and pasted (Sections 6.2-6.3)
+:mod:`.padding`              six ways of squaring an image vs copy-border (Section 6.3.1)
 ===========================  ==============================================================
 """
