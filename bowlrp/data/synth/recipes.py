@@ -224,7 +224,7 @@ def _sofa_group(c: Composer, person=0.3, cat=0.1, cat_at_least=False) -> dr.Plac
         cats = [seats[int(rng.integers(len(seats)))]]
     for s in seats:
         if s in cats:
-            c.attach("cat", c.model("cat", sitting=True), _height(sofa) * rng.uniform(0.45, 0.6), sofa.anchors[s],
+            c.attach("cat", c.model("cat", sitting=True), _height(sofa) * rng.uniform(0.6, 0.8), sofa.anchors[s],
                      "base", flip=bool(rng.random() < 0.5))
         elif rng.random() < person:
             c.attach("person", c.model("person", pose="sitting"), _width(sofa) * rng.uniform(0.65, 0.8),
@@ -358,7 +358,7 @@ def compose(c: Composer, primary: str) -> None:
         if rng.random() < confuse:
             c.ground_object("motorbike" if primary == "bicycle" else "bicycle", c.size(0.5, 0.4))
     elif primary == "train":
-        c.ground_object("train", rng.uniform(0.8, 2.0), band="track", model=c.model("train"))
+        c.ground_object("train", height_frac=rng.uniform(0.22, 0.45), band="track", model=c.model("train"))
         if "platform" in c.scene.bands:
             _extra_people(c, 0.6, 3, band="platform")
     elif primary == "person":
