@@ -24,7 +24,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     voc.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
     voc.add_argument("--seed", type=int, default=0)
     voc.add_argument("--size", choices=("small", "default", "large"), default="default",
-                     help="small: 80 tiny images (tests); default: 900 images of 240 px; large: 2000 VOC-size images")
+                     help="small: 80 tiny images (tests); default: 800 images of 240 px; large: 2000 VOC-size images")
     voc.set_defaults(handler=run_synth_voc)
     shapes = actions.add_parser("synth-shapes", parents=[common],
                                 help="write the polygon-vs-round shapes task (Section 2.4.3)",
