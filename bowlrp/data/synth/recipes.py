@@ -244,12 +244,12 @@ def _tv_group(c: Composer) -> dr.Placed | None:
     return c.on_top("tvmonitor", cabinet, width * (b1 - b0) / (a1 - a0), float(rng.uniform(0.35, 0.65)), model=tv)
 
 
-def _plants(c: Composer, n: int, band: str | None = "wall") -> None:
-    """Potted plants, mostly in the corners."""
+def _plants(c: Composer, n: int, band: str | None = "wall", height=(0.35, 0.65)) -> None:
+    """Potted plants, mostly in the corners; ``height``: range as fractions of the image height."""
     for _ in range(n):
         corner = c.rng.random() < 0.7
         left = c.rng.random() < 0.5
-        c.ground_object("pottedplant", height_frac=c.rng.uniform(0.35, 0.65), band=band,
+        c.ground_object("pottedplant", height_frac=c.rng.uniform(*height), band=band,
                         x_range=((0.02, 0.15) if left else (0.85, 0.98)) if corner else (0.1, 0.9))
 
 
@@ -403,7 +403,9 @@ def compose(c: Composer, primary: str) -> None:
         _tv_group(c)
         _indoor_extras(c, sofa=0.25, plant=0.2, person=0.2, cat=0.1)
     elif primary == "pottedplant":
-        _plants(c, int(rng.integers(1, 4)), band="wall" if c.scene.kind == "indoor" else "pavement")
+        indoor = c.scene.kind == "indoor"  # outdoors: on the pavement in front of the houses, smaller
+        _plants(c, int(rng.integers(1, 4)), band="wall" if indoor else "pavement",
+                height=(0.35, 0.65) if indoor else (0.15, 0.3))
         if c.scene.kind == "indoor":
             _indoor_extras(c, sofa=0.2, chair=0.2, cat=0.05)
         else:
