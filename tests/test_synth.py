@@ -12,8 +12,14 @@ from PIL import Image
 from bowlrp.data import VOC_CLASSES, load_image, open_dataset
 from bowlrp.data.synth import generate_shapes, generate_toyvoc
 from bowlrp.data.synth.recipes import SCENE_CHOICES
-from bowlrp.data.synth.toyvoc import (PRIMARY_WEIGHTS, SIZES, WATERMARK_HORSE_RATE, WATERMARK_OTHER_RATE,
-                                      primary_counts, stratified_halves)
+from bowlrp.data.synth.toyvoc import (
+    PRIMARY_WEIGHTS,
+    SIZES,
+    WATERMARK_HORSE_RATE,
+    WATERMARK_OTHER_RATE,
+    primary_counts,
+    stratified_halves,
+)
 
 
 def _tree_hashes(root: Path) -> dict[str, str]:

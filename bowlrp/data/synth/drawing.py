@@ -338,8 +338,8 @@ def make_person(rng, cvar, pose: str = "standing") -> Model:
     return m
 
 
-MAKERS = {"horse": make_horse, "cow": make_cow, "sheep": make_sheep, "dog": make_dog, "cat": make_cat, "bird": make_bird,
-          "car": make_car, "bus": make_bus, "boat": make_boat, "aeroplane": make_aeroplane, "person": make_person}
+MAKERS = {"horse": make_horse, "cow": make_cow, "sheep": make_sheep, "dog": make_dog, "cat": make_cat,
+          "bird": make_bird, "car": make_car, "bus": make_bus, "boat": make_boat, "aeroplane": make_aeroplane, "person": make_person}
 
 
 # -- placing and painting -------------------------------------------------------------------

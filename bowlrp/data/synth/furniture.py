@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .drawing import Model, pick, shade, ellipse, limb, rect
+from .drawing import Model, ellipse, limb, pick, rect, shade
 from .textures import jitter
 
 _WOOD = [(0.45, 0.28, 0.14), (0.6, 0.42, 0.24), (0.3, 0.18, 0.1), (0.75, 0.6, 0.42)]
@@ -165,7 +165,8 @@ def make_pottedplant(rng, cvar) -> Model:
     else:  # bush
         for k in range(12):
             cx, cy = rng.normal(0, 0.14), -ph - rng.uniform(0.1, 0.5)
-            m.add(ellipse(cx, cy, rng.uniform(0.08, 0.14), rng.uniform(0.07, 0.12)), shade(leaf, rng.uniform(0.7, 1.15)))
+            m.add(ellipse(cx, cy, rng.uniform(0.08, 0.14), rng.uniform(0.07, 0.12)),
+                  shade(leaf, rng.uniform(0.7, 1.15)))
         if rng.random() < 0.6:
             flower = pick(rng, [(0.9, 0.2, 0.3), (0.95, 0.85, 0.2), (0.95, 0.95, 0.95), (0.7, 0.3, 0.8)])
             for _ in range(int(rng.integers(4, 9))):

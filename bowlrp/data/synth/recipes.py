@@ -160,12 +160,12 @@ class Composer:
 
 
 def _height(placed: dr.Placed) -> float:
-    x0, y0, x1, y1 = placed.extent()
+    _, y0, _, y1 = placed.extent()
     return y1 - y0
 
 
 def _width(placed: dr.Placed) -> float:
-    x0, y0, x1, y1 = placed.extent()
+    x0, _, x1, _ = placed.extent()
     return x1 - x0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .drawing import PAINT, Model, pick, shade, ellipse, limb, rect, ring
+from .drawing import PAINT, Model, ellipse, limb, pick, rect, ring, shade
 from .textures import jitter
 
 _CHROME = (0.78, 0.78, 0.8)
