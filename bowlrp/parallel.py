@@ -46,10 +46,21 @@ def one_thread() -> Iterator[None]:
     threads = numba.get_num_threads()
     numba.set_num_threads(1)  # the calling thread's setting only
     try:
-        with _thread_pools().limit(limits=1, user_api="blas"):
+        with single_thread_blas():
             yield
     finally:
         numba.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def single_thread_blas() -> Iterator[None]:
+    """BLAS on one thread in this block (restored after); numba's threads and our own stay free.
+
+    For step loops whose parallel parts are ours (:func:`map_row_chunks`, a thread working ahead):
+    BLAS pools woken for a few hundred rows cost more than they save, and their idle threads spin.
+    """
+    with _thread_pools().limit(limits=1, user_api="blas"):
+        yield
 
 
 def map_threads(func: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
