@@ -1,4 +1,4 @@
-"""Analyses of relevance maps, for FV and DNN heatmaps alike (dissertation Chapters 3-4).
+"""Analyses of relevance maps, for FV and DNN heatmaps alike (dissertation Chapters 3-4 and 6).
 
 ===========================  ==============================================================
 :mod:`.regions`              relevance inside and outside boxes (Eq. 4.11; artefact boxes)
@@ -8,5 +8,8 @@
 :mod:`.region_fisher`        the same curves for FV models without re-running the pipeline
 :mod:`.descriptor_replacement`  FV descriptors replaced by GMM samples (Appendix C.2)
 :mod:`.tiles`                tile maps merged into their large images (Fig. 2.13)
+:mod:`.spray`                SpRAy: spectral analysis of a class' maps (Ch. 6, ``bowlrp spray``)
+:mod:`.spray_plots`          SpRAy figures: spectra, t-SNE by cluster, central maps per cluster
+:mod:`.virelay`              SpRAy results exported for the ViRelAy viewer
 ===========================  ==============================================================
 """
