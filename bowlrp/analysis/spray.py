@@ -297,6 +297,32 @@ def clipped_perplexity(n: int, perplexity: float = PERPLEXITY) -> float:
     return float(min(perplexity, max(1.0, (n - 1) / 3.0)))
 
 
+def _next_hop(frontier: sp.csr_matrix, A: sp.csr_matrix, reached: sp.csr_matrix, rows: np.ndarray,
+              missing: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of the nodes ``rows`` reach first at the next hop, at most ``missing[row]`` per
+    row, most paths first then lowest index; worked through in chunks of rows so that a graph with
+    hubs (whose two-hop sets are large) never holds all two-hop paths at once."""
+    out_rows, out_cols = [], []
+    for start in range(0, len(rows), chunk):
+        block = rows[start:start + chunk]
+        paths = (frontier[block] @ A).tocsr()                      # entries count the paths
+        known = reached[block]
+        known = known + sp.csr_matrix((np.ones(len(block)), (np.arange(len(block)), block)), shape=known.shape)
+        paths = (paths - paths.multiply(known)).tocoo()
+        paths.eliminate_zeros()
+        if paths.nnz == 0:
+            continue
+        order = np.lexsort((paths.col, -paths.data, paths.row))
+        r, c = paths.row[order], paths.col[order]
+        first = np.searchsorted(r, r, side="left")
+        keep = (np.arange(len(r)) - first) < missing[block][r]
+        out_rows.append(block[r[keep]])
+        out_cols.append(c[keep])
+    if not out_rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(out_rows), np.concatenate(out_cols)
+
+
 def graph_distances(W: sp.spmatrix, n_neighbors: int) -> sp.csr_matrix:
     """Shortest-path (hop) distances on the graph ``W`` from each node to (at least) its
     ``n_neighbors`` nearest nodes; ``(n, n)`` CSR of float64, the diagonal not stored.
@@ -312,30 +338,18 @@ def graph_distances(W: sp.spmatrix, n_neighbors: int) -> sp.csr_matrix:
     A.setdiag(0.0)
     A.eliminate_zeros()
     n = A.shape[0]
-    identity = sp.identity(n, format="csr")
     reached = A.copy()            # 1 where a distance is stored
     distance = A.copy()           # that distance in hops
-    frontier = A
+    frontier = A                  # the nodes first reached at the last hop
     hop = 1
     while frontier.nnz:
-        counts = reached.getnnz(axis=1)
-        missing = np.maximum(n_neighbors - counts, 0)
-        if not missing.any():
+        missing = np.maximum(n_neighbors - reached.getnnz(axis=1), 0)
+        short = np.flatnonzero(missing)
+        if len(short) == 0:
             break
         hop += 1
-        # only the rows still short of neighbours walk one hop further; entries count the paths
-        paths = (sp.diags((missing > 0).astype(np.float64)) @ frontier @ A).tocsr()
-        paths = paths - paths.multiply(reached) - paths.multiply(identity)
-        paths.eliminate_zeros()
-        paths = paths.tocoo()
-        if paths.nnz == 0:
-            break
-        # within each row: most paths first, then lowest index; keep the row's missing count
-        order = np.lexsort((paths.col, -paths.data, paths.row))
-        rows, cols = paths.row[order], paths.col[order]
-        starts = np.searchsorted(rows, rows, side="left")
-        keep = (np.arange(len(rows)) - starts) < missing[rows]
-        new = sp.csr_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(n, n))
+        rows, cols = _next_hop(frontier, A, reached, short, missing)
+        new = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
         distance = distance + hop * new
         reached = reached + new
         frontier = new
