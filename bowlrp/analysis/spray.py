@@ -312,7 +312,12 @@ def _next_hop(frontier: sp.csr_matrix, A: sp.csr_matrix, reached: sp.csr_matrix,
         paths.eliminate_zeros()
         if paths.nnz == 0:
             continue
-        order = np.lexsort((paths.col, -paths.data, paths.row))
+        # one int64 key per entry (row, most paths first, lowest column) sorts faster than a lexsort
+        width = int(A.shape[0]).bit_length()
+        most = int(paths.data.max())
+        key = (paths.row.astype(np.int64) << (2 * width + 1)) | ((most - paths.data.astype(np.int64)) << width) \
+            | paths.col.astype(np.int64)
+        order = np.argsort(key, kind="stable")
         r, c = paths.row[order], paths.col[order]
         first = np.searchsorted(r, r, side="left")
         keep = (np.arange(len(r)) - first) < missing[block][r]
