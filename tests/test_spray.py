@@ -165,6 +165,22 @@ def test_graph_distances_are_hops_and_cover_each_row():
     assert (np.count_nonzero(D, axis=1) >= 4).all() and np.diag(D).sum() == 0
 
 
+def test_graph_distances_are_shortest_paths_whatever_the_chunking():
+    X = np.random.default_rng(8).normal(size=(120, 6))
+    W = S.knn_affinity(X, 3)
+    D = S.graph_distances(W, 22)
+    np.testing.assert_array_equal(S.graph_distances(W, 22, chunk=7).toarray(), D.toarray())
+    hops = sp.csgraph.shortest_path(W, unweighted=True)
+    rows, cols = D.nonzero()
+    np.testing.assert_array_equal(D[rows, cols].A1, hops[rows, cols])   # stored values are true hop counts
+    assert (np.diff(D.indptr) >= 22).all()
+    # a row keeps every node nearer than the farthest one it stores
+    for i in range(len(X)):
+        stored = D[i].toarray().ravel()
+        farthest = stored.max()
+        assert ((hops[i] < farthest) & (hops[i] > 0) <= (stored > 0)).all()
+
+
 def test_classes_rank_by_lambda_2():
     def result(name, values):
         a = S.SpectralAnalysis(np.array(values), np.zeros((1, 1)), 1, {}, None, 1, 1)

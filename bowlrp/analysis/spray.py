@@ -328,7 +328,7 @@ def _next_hop(frontier: sp.csr_matrix, A: sp.csr_matrix, reached: sp.csr_matrix,
     return np.concatenate(out_rows), np.concatenate(out_cols)
 
 
-def graph_distances(W: sp.spmatrix, n_neighbors: int) -> sp.csr_matrix:
+def graph_distances(W: sp.spmatrix, n_neighbors: int, chunk: int = 4096) -> sp.csr_matrix:
     """Shortest-path (hop) distances on the graph ``W`` from each node to (at least) its
     ``n_neighbors`` nearest nodes; ``(n, n)`` CSR of float64, the diagonal not stored.
 
@@ -336,7 +336,7 @@ def graph_distances(W: sp.spmatrix, n_neighbors: int) -> sp.csr_matrix:
     neighbours are kept (distance 1); of the nodes first reached at hop h >= 2 a row keeps the ones
     reached by the most paths (most shared neighbours), ties by index, until it has
     ``n_neighbors``. Rows whose component is too small are filled up with the lowest-numbered
-    other nodes at :data:`FAR`.
+    other nodes at :data:`FAR`. ``chunk`` rows are expanded at a time (memory, not the result).
     """
     A = sp.csr_matrix(W, dtype=np.float64)
     A.data[:] = 1.0
@@ -353,7 +353,7 @@ def graph_distances(W: sp.spmatrix, n_neighbors: int) -> sp.csr_matrix:
         if len(short) == 0:
             break
         hop += 1
-        rows, cols = _next_hop(frontier, A, reached, short, missing)
+        rows, cols = _next_hop(frontier, A, reached, short, missing, chunk)
         new = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
         distance = distance + hop * new
         reached = reached + new
