@@ -9,7 +9,9 @@
    continued: the *binned planes* ``T (8, H, W)``;
 4. descriptor entry ``(t, bx, by)`` of the frame with origin ``o`` (top-left bin centre) is
    ``w_bx w_by T[t, o_y + by B, o_x + bx B]`` (``w``: the Gaussian window's mean per bin), then its
-   mass, L2 normalisation, clamp at 0.2, normalisation again, ×512.
+   mass, L2 normalisation, clamp at 0.2, normalisation again, ×512, capped at 255 (cyvlfeat's
+   ``min(512 x, 255)``: a descriptor with fewer than four strong entries, e.g. on one straight
+   axis-aligned edge, saturates there).
 
 :class:`SiftPlanes` keeps ``S``, ``G`` and ``T`` of one scale. Filling a pixel box changes ``S`` in the
 box widened by the smoothing radius ``h``, ``G`` one pixel further, ``T`` ``B - 1`` pixels further
@@ -190,7 +192,7 @@ def _sample_descriptors(binned, ys, xs, size, window, threshold, out):  # pragma
                     if rep == 0 and raw[d] > np.float32(0.2):
                         raw[d] = np.float32(0.2)
             for d in range(DESCRIPTOR_SIZE):
-                out[n, d] = raw[d] * np.float32(512.0)
+                out[n, d] = min(raw[d] * np.float32(512.0), np.float32(255.0))
             n += 1
 
 
