@@ -241,3 +241,29 @@ def test_a_study_killed_at_three_points_ends_with_the_numbers_of_an_uninterrupte
         ours = json.loads((study / "evaluate" / f"{family}.json").read_text())
         theirs = json.loads((quick_study / "evaluate" / f"{family}.json").read_text())
         assert ours == theirs
+
+
+@pytest.mark.slow
+def test_report_shows_spray_results_in_the_issue_12_layout(quick_study, tmp_path):
+    """The SpRAy section (a hook until 'bowlrp spray' lands) reads spray/<family>/spray.json and its figures."""
+    from PIL import Image
+
+    study = tmp_path / "copy"
+    shutil.copytree(quick_study, study, ignore=shutil.ignore_patterns("stores", "models"))
+    (study / "spray" / "status.json").write_text(json.dumps({"available": True, "families": {}}))
+    for family, rank in (("fv", 1), ("dnn", 2)):
+        folder = study / "spray" / family
+        folder.mkdir(parents=True)
+        Image.new("RGB", (40, 30), (200, 30, 30)).save(folder / "horse_spectrum.png")
+        (folder / "spray.json").write_text(json.dumps({"classes": {"horse": {
+            "image_ids": ["a", "b", "c"], "eigenvalues": [0.0, 0.0123 * rank, 0.5], "eigengap_k": 2,
+            "labels": {"2": [0, 1, 1]}, "embedding": [[0, 0], [1, 1], [2, 2]], "rank": rank}}}))
+    build_report(study)
+    html = (study / "report" / "index.html").read_text()
+    spray = html[html.index('<section id="spray">'):html.index('<section id="artefacts">')]
+    assert "not available" not in spray
+    assert "0.012" in spray and "0.025" in spray
+    assert spray.count('src="figures/spray/') == 2
+    assert (study / "report" / "figures" / "spray" / "fv" / "horse_spectrum.png").is_file()
+    original = (quick_study / "report" / "index.html").read_text()
+    assert "SpRAy is not available in this bowlrp version" in original

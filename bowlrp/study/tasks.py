@@ -8,7 +8,7 @@ the same settings (:mod:`.runner`).
 from __future__ import annotations
 
 import importlib.util
-import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -267,13 +267,13 @@ class StudyTasks:
         writes ``spray/status.json`` saying it is not available (the report says so too)."""
         status: dict = {"available": importlib.util.find_spec(SPRAY_MODULE) is not None, "families": {}}
         if status["available"]:
-            from ..cli.main import main as bowlrp_main  # the command is the interface issue 12 fixes
-
+            # the command is the interface issue 12 fixes; run as a child process (the library never
+            # imports the command line), on the stores of the study's classes
             for family in EXPLAINED:
                 stores = [str(root / "stores" / family / f"{c}.h5") for c in self.classes]
-                argv = ["spray", *[a for st in stores for a in ("--store", st)], "--out",
-                        str(root / "spray" / family), "--pool", str(self.settings["spray"]["pool"])]
-                code = bowlrp_main(argv)
+                argv = [sys.executable, "-m", "bowlrp", "spray", *[a for st in stores for a in ("--store", st)],
+                        "--out", str(root / "spray" / family), "--pool", str(self.settings["spray"]["pool"])]
+                code = subprocess.run(argv).returncode
                 status["families"][family] = {"exit_code": code, "json": f"spray/{family}/spray.json"}
                 if code != 0:
                     raise BowlrpError(f"bowlrp spray failed on the {family} stores (exit code {code})")
