@@ -177,8 +177,8 @@ class StudyTasks:
 
     # --- analyses ----------------------------------------------------------------------------------
     def gallery(self, root: Path) -> dict:
-        """``gallery/``: per class a few test images with their FV and DNN maps side by side (tagged
-        images of the watermark class first), and ``gallery/gallery.json`` naming them."""
+        """``gallery/``: per class its first few test images with their FV and DNN maps side by side (for
+        the watermark experiment's class its tagged images first), and ``gallery/gallery.json`` naming them."""
         from ..store import RelevanceStore
 
         per_class = self.settings["gallery"]["per_class"]
@@ -190,7 +190,9 @@ class StudyTasks:
             stores = {f: RelevanceStore(root / "stores" / f / f"{class_name}.h5") for f in EXPLAINED}
             try:
                 ids = [i for i in stores["fv"].ids if i in set(stores["dnn"].ids)]
-                ids = sorted(ids, key=lambda i: (i not in tagged, ids.index(i)))[:per_class]
+                if class_name == self.settings["artefacts"]["watermark_class"]:  # its tagged images first
+                    ids = sorted(ids, key=lambda i: (i not in tagged, ids.index(i)))
+                ids = ids[:per_class]
                 rows = []
                 for image_id in ids:
                     image = np.clip(load_image(paths[image_id]), 0, 1)
@@ -348,7 +350,8 @@ def build_steps(tasks: StudyTasks, settings: dict, data_digest: str, report: Cal
         steps.append(Step(f"explain-{f}", tasks.explain(f), [f"stores/{f}"], {**common, "explain": explain},
                           (f"train-{f}",), f"explain every class on its test images with the {f} model"))
     maps = tuple(f"explain-{f}" for f in EXPLAINED)
-    steps.append(Step("gallery", tasks.gallery, ["gallery"], {"gallery": settings["gallery"]}, maps,
+    steps.append(Step("gallery", tasks.gallery, ["gallery"],
+                      {"gallery": settings["gallery"], "tagged_first": settings["artefacts"]["watermark_class"]}, maps,
                       "heatmap gallery: image | FV map | DNN map"))
     steps.append(Step("context", tasks.context, ["context"], {}, maps, "context ratio mu per class (Eq. 4.11)"))
     for f in EXPLAINED:
