@@ -35,7 +35,7 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	else echo "notice: VLFeat headers not found; cyvlfeat skipped, the opencv backend will serve"; fi
 	# headless Chromium renders the study report in the browser test (required in CI, as VLFeat is)
 	@if [ -n "$(APT)" ] && [ -n "$(ROOT)" ] && ! [ -x /usr/bin/chromedriver ]; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver) \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
 		|| echo "notice: chromium could not be installed; the report's browser test will be skipped (fails in CI)"; fi
 	$(PIP) install -q -e ".[test]"
 	touch $(STAMP)
