@@ -140,6 +140,8 @@ def test_quick_study_writes_every_section_and_skips_when_run_again(quick_study, 
     assert any(row["tagged"] for row in data["gallery"]["classes"]["horse"])  # tagged horses come first
     assert {r["class"] for r in data["context"]["rows"]} == set(classes)
     assert set(data["perturbation"]) == {"fv", "dnn"}
+    assert data["descriptors"]["orders"] == ["ab21", "absz", "eps1", "eps100", "random"]
+    assert len(data["descriptors"]["rows"]) == 3
     assert data["artefacts"]["watermark"]["families"] and data["artefacts"]["padding"]["families"]
     for img in re.findall(r'<img src="([^"]+)"', html):
         assert (quick_study / "report" / img).is_file(), img

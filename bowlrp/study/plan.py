@@ -8,6 +8,7 @@ The plan (SPEC §6.6; dissertation Chapters 4 and 6)::
              train-fv  ── explain-fv  ─┬─ gallery, context, spray (hook)
              train-dnn ── explain-dnn ─┘
              train-fv / train-dnn ── perturb-fv / perturb-dnn, watermark, padding
+             train-fv ── perturb-fv-descriptors (FV descriptor replacement, the LRP rules compared)
              everything ── report
 
 Classes: those with a positive image in both the training and the test split (a classifier can be
@@ -39,6 +40,7 @@ SIZES: dict[str, dict] = {
         "explain": {"images": "positives", "fv": {"eps": 1.0}, "dnn": {}},
         "gallery": {"per_class": 2},
         "perturb": {"n_images": 2, "region": 9, "steps": 10, "repetitions": 2, "max_classes": 3},
+        "descriptors": {"n_images": 2, "steps": 10, "per_step": 50, "repetitions": 2, "max_classes": 3},
         "artefacts": {"watermark_class": "horse", "padding_class": "aeroplane", "watermark_images": 8,
                       "padding_images": 8},
         "spray": {"pool": 20},
@@ -50,6 +52,7 @@ SIZES: dict[str, dict] = {
         "explain": {"images": "positives", "fv": {"eps": 1.0}, "dnn": {}},
         "gallery": {"per_class": 4},
         "perturb": {"n_images": 3, "region": 9, "steps": 100, "repetitions": 3, "max_classes": None},
+        "descriptors": {"n_images": 3, "steps": 100, "per_step": 100, "repetitions": 3, "max_classes": None},
         "artefacts": {"watermark_class": "horse", "padding_class": "aeroplane", "watermark_images": None,
                       "padding_images": 120},
         "spray": {"pool": 20},

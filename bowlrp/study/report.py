@@ -93,11 +93,30 @@ def collect(study: str | Path) -> dict:
             perturbation[f] = {"rows": rows, "settings": {k: v for k, v in settings["perturb"].items()},
                                "mean_gain": float(np.mean([r["aopc"]["lrp"] - r["aopc"]["random"] for r in rows]))}
     data["perturbation"] = perturbation or None
+    data["descriptors"] = _descriptors(root, classes, settings.get("descriptors"))
 
     data["spray"] = _spray(root)
     data["artefacts"] = {kind: _artefact(root, kind) for kind in ("watermark", "padding")}
     data["provenance"] = _provenance(root, meta)
     return data
+
+
+def _descriptors(root: Path, classes: list[str], settings: dict | None) -> dict | None:
+    """FV descriptor replacement: AOPC per class and order, the mean over classes, the mean curves."""
+    rows, orders = [], []
+    for c in classes:
+        result = _read(root / "perturbation" / "fv-descriptors" / f"{c}.json")
+        if result is None:
+            continue
+        orders = list(result["orders"])
+        rows.append({"class": c, "n_images": result["n_images"],
+                     "aopc": {name: row["aopc_mean"] for name, row in result["orders"].items()},
+                     "curve_mean": {name: row["curve_mean"] for name, row in result["orders"].items()},
+                     "figure": f"perturbation/fv-descriptors/{c}.png"})
+    if not rows:
+        return None
+    return {"orders": orders, "rows": rows, "settings": settings,
+            "mean": {name: float(np.mean([r["aopc"][name] for r in rows])) for name in orders}}
 
 
 def _spray(root: Path) -> dict | None:
@@ -153,7 +172,7 @@ def _provenance(root: Path, meta: dict) -> dict:
 def _step_order() -> list[str]:
     return ["data", "train-fv", "train-bow", "train-dnn", *[f"evaluate-{f}" for f in FAMILIES],
             *[f"explain-{f}" for f in EXPLAINED], "gallery", "context", *[f"perturb-{f}" for f in EXPLAINED],
-            "spray", "watermark", "padding", "report"]
+            "perturb-fv-descriptors", "spray", "watermark", "padding", "report"]
 
 
 # --- figures drawn from the JSON ------------------------------------------------------------------------
@@ -192,8 +211,9 @@ def plot_accuracy(accuracy: dict, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_mean_curves(perturbation: dict, path: Path) -> None:
-    """Per family, the perturbation curves averaged over classes (LRP order vs random)."""
+def plot_mean_curves(perturbation: dict, path: Path, orders: tuple[str, ...] = ("lrp", "random"),
+                     xlabel: str = "regions replaced") -> None:
+    """Per panel (a family), the perturbation curves averaged over classes, one line per order."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -203,14 +223,14 @@ def plot_mean_curves(perturbation: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(families), figsize=(4.6 * len(families), 3.4), squeeze=False)
     for ax, f in zip(axes[0], families):
         rows = perturbation[f]["rows"]
-        for order in ("lrp", "random"):
+        for order in orders:
             curves = [np.asarray(r["curve_mean"][order]) - r["curve_mean"][order][0] for r in rows]
             length = min(len(c) for c in curves)
             mean = np.mean([c[:length] for c in curves], axis=0)
             aopc = np.mean([r["aopc"][order] for r in rows])
             ax.plot(np.arange(length), mean, label=f"{order} (mean AOPC {aopc:.3g})")
         ax.set_title(f"{f}: {len(rows)} class(es)")
-        ax.set_xlabel("regions replaced")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("f(x^(k)) - f(x^(0)), mean over classes")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -242,6 +262,7 @@ def _figures(root: Path, data: dict) -> list[str]:
         files.append(data["context"]["figure"])
     for part in (data["perturbation"] or {}).values():
         files += [r["figure"] for r in part["rows"]]
+    files += [r["figure"] for r in (data["descriptors"] or {}).get("rows", [])]
     for f in ((data["spray"] or {}).get("families") or {}).values():
         files += f["figures"]
     for kind in data["artefacts"].values():
@@ -279,6 +300,10 @@ def build_report(study: str | Path) -> dict:
     if data["perturbation"]:
         plot_mean_curves(data["perturbation"], figures / "perturbation.png")
         data["figures"]["perturbation"] = "perturbation.png"
+    if data["descriptors"]:
+        plot_mean_curves({"fv descriptor replacement": data["descriptors"]}, figures / "descriptors.png",
+                         tuple(data["descriptors"]["orders"]), "descriptor batches replaced")
+        data["figures"]["descriptors"] = "descriptors.png"
     atomic_write_json(out / "data.json", data)
     atomic_write_bytes(out / "index.html", render(data).encode("utf-8"))
     return {"line": f"{out / 'index.html'}", "page": str(out / "index.html")}

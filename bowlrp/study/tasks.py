@@ -263,6 +263,31 @@ class StudyTasks:
                             f"{np.mean(list(aopc.values())):+.3f}"}
         return run
 
+    def perturb_descriptors(self, root: Path) -> dict:
+        """``perturbation/fv-descriptors/<class>.json`` (+ ``.png``): FV descriptor replacement by GMM samples
+        (Appendix C.2), the LRP rules' orders (epsilon 1 and 100, alpha 2 / beta 1, |z|) and a random one,
+        on the first test images of each class."""
+        from ..analysis.descriptor_replacement import RANDOM, RULE_ORDERS, DescriptorCurves
+        from ..analysis.perturbation import curve_split, plot_curves
+
+        s = self.settings["descriptors"]
+        model = load_model(root / "models" / "fv")
+        source = DescriptorCurves.for_model(model, (*RULE_ORDERS, RANDOM), steps=s["steps"], batch=s["per_step"],
+                                            repetitions=s["repetitions"], seed=self.seed)
+        dataset, samples, labels = labelled_split(self.data, TEST_SPLIT, classes=self.classes)
+        classes = self.classes[:s["max_classes"]] if s["max_classes"] else self.classes
+        best: dict[str, int] = {}
+        for k, class_name in enumerate(classes):
+            chosen = [x for x, row in zip(samples, labels) if row[k] == 1][:s["n_images"]]
+            out = root / "perturbation" / "fv-descriptors" / f"{class_name}.json"
+            result = curve_split(model, chosen, class_name, source, out, SkipLog(), self.parallel,
+                                 extra_settings={"data": str(self.data), "split": TEST_SPLIT})
+            plot_curves(result, out.with_suffix(".png"))
+            top = max(result["orders"], key=lambda name: result["orders"][name]["aopc_mean"])
+            best[top] = best.get(top, 0) + 1
+        return {"line": f"{len(classes)} classes; highest AOPC per class: "
+                        + ", ".join(f"{name} {n}x" for name, n in sorted(best.items(), key=lambda kv: -kv[1]))}
+
     def spray(self, root: Path) -> dict:
         """HOOK — SpRAy (SPEC §6.3): runs ``bowlrp spray`` on each family's stores into
         ``spray/<family>/`` when :mod:`bowlrp.analysis.spray` exists in this installation; otherwise
@@ -358,6 +383,9 @@ def build_steps(tasks: StudyTasks, settings: dict, data_digest: str, report: Cal
         steps.append(Step(f"perturb-{f}", tasks.perturb(f), [f"perturbation/{f}"],
                           {**common, "perturb": settings["perturb"], "explain": explain[f]}, (f"train-{f}",),
                           f"region perturbation curves and AOPC of the {f} maps"))
+    steps.append(Step("perturb-fv-descriptors", tasks.perturb_descriptors, ["perturbation/fv-descriptors"],
+                      {**common, "descriptors": settings["descriptors"]}, ("train-fv",),
+                      "FV descriptor replacement curves: the LRP rules compared (Appendix C.2)"))
     steps.append(Step("spray", tasks.spray, ["spray"],
                       {"spray": settings["spray"], "available": importlib.util.find_spec(SPRAY_MODULE) is not None},
                       maps, "spectral relevance analysis (hook)"))
