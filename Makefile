@@ -38,6 +38,10 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 		$(PIP) install -q --no-build-isolation "cyvlfeat>=0.7" \
 		|| echo "notice: cyvlfeat failed to build; the opencv backend will serve"; \
 	else echo "notice: VLFeat headers not found; cyvlfeat skipped, the opencv backend will serve"; fi
+	# headless Chromium renders the study report in the browser test (required in CI, as VLFeat is)
+	@if [ -n "$(APT)" ] && [ -n "$(ROOT)" ] && ! [ -x /usr/bin/chromedriver ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+		|| echo "notice: chromium could not be installed; the report's browser test will be skipped (fails in CI)"; fi
 	$(PIP) install -q -e ".[test]"
 	touch $(STAMP)
 

@@ -197,7 +197,10 @@ def parallel_map(
                unit="img", leave=False)
     results: list[ItemResult] = []
     try:
-        if backend != "dask" and (n_jobs == 1 or len(items) <= 1):
+        # workers asked for: even a single item goes to a worker, whose BLAS runs on the threads a worker
+        # gets, so a result never depends on how many items were pending (a resumed run has fewer; the
+        # last digits of multi-threaded BLAS reductions would differ in this process)
+        if backend != "dask" and (n_jobs == 1 or not items):
             for item in items:
                 results.append(func(*args_of(item)))
                 bar.update()

@@ -1,8 +1,10 @@
-"""``make demo``: the whole study on the embedded synthetic data, from nothing.
+"""``make demo``: the whole study on the embedded synthetic data, from nothing, ending in a report.
 
-Synthesises toyvoc, trains a Fisher-vector + linear SVM model and a rank-BoW + histogram
-intersection model, and prints their per-class AP tables. Everything goes through the same CLI
-a user would call, so the demo doubles as a walk-through (run with ``--help`` for options).
+Synthesises toyvoc (or reuses a complete one of the same seed and size), then runs ``bowlrp study``
+on it — FV, rank-BoW and network trained and evaluated, every class explained by FV and network,
+heatmap gallery, context, perturbation, SpRAy where installed, watermark and padding experiments —
+and prints the path of ``report/index.html``. Resumable: run it again after an interruption and the
+finished steps are kept.
 """
 from __future__ import annotations
 
@@ -13,11 +15,6 @@ import time
 from pathlib import Path
 
 from .main import main as bowlrp_main
-
-MODELS = {
-    "fv-linear": ["--encoder", "fisher", "--kernel", "linear"],
-    "rankbow-hik": ["--encoder", "rankbow", "--kernel", "hik"],
-}
 
 
 def _same_toyvoc(root: Path, seed: int, size: str) -> bool:
@@ -31,13 +28,13 @@ def _same_toyvoc(root: Path, seed: int, size: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bowlrp.cli.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
-    parser.add_argument("--size", choices=("small", "default", "large"), default="default")
+    parser.add_argument("--out", default="demo-out", help="output folder: toyvoc/ and study/ (default demo-out)")
+    parser.add_argument("--data-size", choices=("small", "default", "large"), default="default",
+                        help="toyvoc size (default: default, 600 images)")
+    parser.add_argument("--study-size", choices=("quick", "default"), default="default",
+                        help="study size (default: default; quick takes a minute on small data)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--gmm-k", default="64", help="GMM components of the FV model (default 64)")
-    parser.add_argument("--n-jobs", default="2", help="worker processes for feature extraction (default 2)")
-    parser.add_argument("--max-descriptors", default="100000",
-                        help="descriptor sample for PCA and vocabularies (default 100000)")
+    parser.add_argument("--n-jobs", default=None, help="worker processes (default: the machine's cores, at most 4)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     data = out / "toyvoc"
@@ -49,25 +46,14 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(code)
 
     start = time.perf_counter()
-    if _same_toyvoc(data, args.seed, args.size):
-        print(f"reusing toyvoc ({args.size}, seed {args.seed}) in {data}")
+    if _same_toyvoc(data, args.seed, args.data_size):
+        print(f"reusing toyvoc ({args.data_size}, seed {args.seed}) in {data}")
     else:
-        run("data", "synth-voc", "--out", str(data), "--seed", str(args.seed), "--size", args.size, "--overwrite")
-    summary = {}
-    for name, options in MODELS.items():
-        model_dir = out / "models" / name
-        extra = ["--gmm-k", args.gmm_k] if "fisher" in options else []
-        extra += ["--max-descriptors", args.max_descriptors]
-        run("train", "--data", str(data), "--out", str(model_dir), *options, *extra,
-            "--seed", str(args.seed), "--n-jobs", args.n_jobs, "--no-progress")
-        result_json = out / f"evaluate-{name}.json"
-        run("evaluate", "--model", str(model_dir), "--data", str(data), "--split", "test",
-            "--json", str(result_json), "--n-jobs", args.n_jobs, "--no-progress")
-        summary[name] = json.loads(result_json.read_text())["map"]
-    print("\nmean AP on the toyvoc test split:")
-    for name, value in summary.items():
-        print(f"  {name:<14} {value:6.3f}")
-    print(f"demo finished in {time.perf_counter() - start:.0f} s; outputs in {out}/")
+        run("data", "synth-voc", "--out", str(data), "--seed", str(args.seed), "--size", args.data_size, "--overwrite")
+    jobs = ["--n-jobs", args.n_jobs] if args.n_jobs else []
+    run("study", "--data", str(data), "--out", str(out / "study"), "--size", args.study_size, "--seed", str(args.seed),
+        *jobs)
+    print(f"demo finished in {time.perf_counter() - start:.0f} s; open {(out / 'study' / 'report' / 'index.html').resolve()}")
     return 0
 
 
