@@ -259,11 +259,13 @@ def test_a_study_killed_at_three_points_ends_with_the_numbers_of_an_uninterrupte
 
 @pytest.mark.slow
 def test_report_shows_spray_results_in_the_issue_12_layout(quick_study, tmp_path):
-    """The SpRAy section (a hook until 'bowlrp spray' lands) reads spray/<family>/spray.json and its figures."""
+    """The SpRAy section reads spray/<family>/spray.json and its figures."""
     from PIL import Image
 
     study = tmp_path / "copy"
     shutil.copytree(quick_study, study, ignore=shutil.ignore_patterns("stores", "models"))
+    shutil.rmtree(study / "spray")
+    (study / "spray").mkdir()
     (study / "spray" / "status.json").write_text(json.dumps({"available": True, "families": {}}))
     for family, rank in (("fv", 1), ("dnn", 2)):
         folder = study / "spray" / family
@@ -279,5 +281,14 @@ def test_report_shows_spray_results_in_the_issue_12_layout(quick_study, tmp_path
     assert "0.012" in spray and "0.025" in spray
     assert spray.count('src="figures/spray/') == 2
     assert (study / "report" / "figures" / "spray" / "fv" / "horse_spectrum.png").is_file()
+    # the quick study ran SpRAy itself: each family's classes were analysed or named as too small
+    status = json.loads((quick_study / "spray" / "status.json").read_text())
     original = (quick_study / "report" / "index.html").read_text()
-    assert "SpRAy is not available in this bowlrp version" in original
+    section = original[original.index('<section id="spray">'):original.index('<section id="artefacts">')]
+    for family, entry in status["families"].items():
+        analysed = json.loads((quick_study / entry["json"]).read_text())["classes"] \
+            if (quick_study / entry["json"]).is_file() else {}
+        assert set(analysed) | set(entry["too_few_maps"]) == set(json.loads(
+            (quick_study / "study.json").read_text())["settings"]["classes"])
+        for class_name in entry["too_few_maps"]:
+            assert class_name in section

@@ -10,13 +10,15 @@ Every figure is written as PNG through a temporary file and a rename.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..heatmap import colorize, overlay
-from ..persistence import atomic_write_bytes
+from ..persistence import atomic_write_bytes, atomic_write_json
+from ..store import RelevanceStore
 from .spray import ClassSpray, central_members
 
 
@@ -109,3 +111,22 @@ def plot_cluster_strips(result: ClassSpray, relevance, out: str | Path, count: i
     fig.suptitle(f"{result.class_name} ({result.family}): most central maps per cluster (k={a.shown_k})", fontsize=9)
     fig.tight_layout()
     _save(fig, out)
+
+
+def file_name(class_name: str) -> str:
+    """A class name made safe for a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", class_name)
+
+
+def write_spray_outputs(results: Sequence[ClassSpray], out: str | Path, central: int = 6) -> None:
+    """What ``bowlrp spray`` writes into ``out``: ``spray.json`` (per class: :meth:`ClassSpray.row`)
+    and the figures ``spectra.png``, ``tsne_<class>.png`` and ``clusters_<class>.png``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "spray.json", {"classes": {r.class_name: r.row(central) for r in results}})
+    plot_spectra(results, out / "spectra.png")
+    for r in results:
+        name = file_name(r.class_name)
+        plot_embedding(r, out / f"tsne_{name}.png")
+        with RelevanceStore(r.store) as store:
+            plot_cluster_strips(r, store.relevance, out / f"clusters_{name}.png", count=central)

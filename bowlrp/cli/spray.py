@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from ..analysis.spray import POOL_SIZES, read_annotations, spray_stores
 from ..errors import BowlrpError
-from ..persistence import atomic_write_json
 from ..store import RelevanceStore
 from .common import note
 
@@ -48,12 +46,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     spray.set_defaults(handler=run_spray)
 
 
-def _file_name(class_name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", class_name)
-
-
 def run_spray(args: argparse.Namespace) -> int:
-    from ..analysis.spray_plots import plot_cluster_strips, plot_embedding, plot_spectra
+    from ..analysis.spray_plots import write_spray_outputs
 
     if args.central < 1:
         raise BowlrpError(f"--central must be at least 1, got {args.central}")
@@ -61,8 +55,7 @@ def run_spray(args: argparse.Namespace) -> int:
     results = spray_stores(args.store, annotations, pool=args.pool, sigma=args.sigma, seed=args.seed,
                            progress=not args.no_progress)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "spray.json", {"classes": {r.class_name: r.row(args.central) for r in results}})
+    write_spray_outputs(results, out, central=args.central)
     print(f"{'rank':>4}  {'class':<14}{'family':<8}{'maps':>6}{'left out':>10}{'lambda_2':>10}{'gap k':>7}")
     for r in sorted(results, key=lambda r: r.rank):
         left_out = r.excluded["nan"] + r.excluded["zero"]
@@ -72,12 +65,6 @@ def run_spray(args: argparse.Namespace) -> int:
         if r.excluded["nan"] or r.excluded["zero"]:
             note(f"{r.class_name}: left out {r.excluded['nan']} map(s) with NaN/inf and {r.excluded['zero']} "
                  "all-zero map(s)")
-    plot_spectra(results, out / "spectra.png")
-    for r in results:
-        name = _file_name(r.class_name)
-        plot_embedding(r, out / f"tsne_{name}.png")
-        with RelevanceStore(r.store) as store:
-            plot_cluster_strips(r, store.relevance, out / f"clusters_{name}.png", count=args.central)
     if args.virelay:
         from ..analysis.virelay import export_virelay
 

@@ -5,7 +5,7 @@
 :mod:`.runner`     steps with digests of their inputs, records under ``STUDY/steps``, skip/resume
 :mod:`.plan`       sizes (``quick``, ``default``), settings, the study's classes, the data digest
 :mod:`.tasks`      the step functions (train, evaluate, explain, gallery, context, perturbation,
-                   SpRAy hook, artefacts) and the ordered plan
+                   SpRAy, artefacts) and the ordered plan
 :mod:`.report`     ``STUDY/report/index.html`` from the study's JSON files (Jinja2, figures beside it)
 =================  ==================================================================================
 

@@ -5,7 +5,7 @@ The plan (SPEC §6.6; dissertation Chapters 4 and 6)::
     data ─┬─ train-fv ──┬─ evaluate-fv
           ├─ train-bow ─┼─ evaluate-bow
           └─ train-dnn ─┴─ evaluate-dnn
-             train-fv  ── explain-fv  ─┬─ gallery, context, spray (hook)
+             train-fv  ── explain-fv  ─┬─ gallery, context, spray
              train-dnn ── explain-dnn ─┘
              train-fv / train-dnn ── perturb-fv / perturb-dnn, watermark, padding
              train-fv ── perturb-fv-descriptors (FV descriptor replacement, the LRP rules compared)

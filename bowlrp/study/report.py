@@ -120,12 +120,14 @@ def _descriptors(root: Path, classes: list[str], settings: dict | None) -> dict 
 
 
 def _spray(root: Path) -> dict | None:
-    """HOOK — the SpRAy section from ``spray/<family>/spray.json`` in issue 12's layout (per class:
+    """The SpRAy section from ``spray/<family>/spray.json`` in issue 12's layout (per class:
     image ids, eigenvalues, eigengap k, labels per k, embedding, rank) and the figures beside it."""
     status = _read(root / "spray" / "status.json")
     if status is None:
         return None
-    out: dict[str, Any] = {"available": status["available"], "reason": status.get("reason"), "families": {}}
+    out: dict[str, Any] = {"available": status["available"], "reason": status.get("reason"), "families": {},
+                           "too_few_maps": {f: e.get("too_few_maps", {}) for f, e in status.get("families", {}).items()},
+                           "minimum": max([e.get("minimum", 0) for e in status.get("families", {}).values()], default=0)}
     for f in EXPLAINED:
         result = _read(root / "spray" / f / "spray.json")
         if not result:

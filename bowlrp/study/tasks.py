@@ -7,8 +7,6 @@ the same settings (:mod:`.runner`).
 """
 from __future__ import annotations
 
-import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -22,12 +20,12 @@ from ..model import load_model, method_for
 from ..parallel import ParallelOptions
 from ..persistence import atomic_write_json
 from ..runs import evaluate, explain_split, labelled_split
+from ..store import RelevanceStore
 from .plan import TEST_SPLIT, TRAIN_SPLIT
 from .runner import Step
 
 FAMILIES = ("fv", "bow", "dnn")
 EXPLAINED = ("fv", "dnn")  # the two families compared map by map (the BoW model is evaluated only)
-SPRAY_MODULE = "bowlrp.analysis.spray"
 
 
 def _log(message: str) -> None:
@@ -179,7 +177,6 @@ class StudyTasks:
     def gallery(self, root: Path) -> dict:
         """``gallery/``: per class its first few test images with their FV and DNN maps side by side (for
         the watermark experiment's class its tagged images first), and ``gallery/gallery.json`` naming them."""
-        from ..store import RelevanceStore
 
         per_class = self.settings["gallery"]["per_class"]
         tagged = self._tagged() or set()
@@ -289,26 +286,36 @@ class StudyTasks:
                         + ", ".join(f"{name} {n}x" for name, n in sorted(best.items(), key=lambda kv: -kv[1]))}
 
     def spray(self, root: Path) -> dict:
-        """HOOK — SpRAy (SPEC §6.3): runs ``bowlrp spray`` on each family's stores into
-        ``spray/<family>/`` when :mod:`bowlrp.analysis.spray` exists in this installation; otherwise
-        writes ``spray/status.json`` saying it is not available (the report says so too)."""
-        status: dict = {"available": importlib.util.find_spec(SPRAY_MODULE) is not None, "families": {}}
-        if status["available"]:
-            # the command is the interface issue 12 fixes; run as a child process (the library never
-            # imports the command line), on the stores of the study's classes
-            for family in EXPLAINED:
-                stores = [str(root / "stores" / family / f"{c}.h5") for c in self.classes]
-                argv = [sys.executable, "-m", "bowlrp", "spray", *[a for st in stores for a in ("--store", st)],
-                        "--out", str(root / "spray" / family), "--pool", str(self.settings["spray"]["pool"])]
-                code = subprocess.run(argv).returncode
-                status["families"][family] = {"exit_code": code, "json": f"spray/{family}/spray.json"}
-                if code != 0:
-                    raise BowlrpError(f"bowlrp spray failed on the {family} stores (exit code {code})")
-        else:
-            status["reason"] = f"{SPRAY_MODULE} is not part of this bowlrp version"
+        """SpRAy (SPEC §6.3) on each family's stores into ``spray/<family>/`` (what ``bowlrp spray``
+        writes), on the images that contain each class. A class with fewer maps than the analysis
+        needs is left out and named in ``spray/status.json`` (a quick study has a few per class)."""
+        from ..analysis.spray import minimum_maps, read_annotations, spray_stores
+        from ..analysis.spray_plots import write_spray_outputs
+
+        annotations = read_annotations(self.data)
+        status: dict = {"available": True, "families": {}}
+        for family in EXPLAINED:
+            usable, too_few = [], {}
+            for c in self.classes:
+                path = root / "stores" / family / f"{c}.h5"
+                column = annotations.classes.index(c)
+                with RelevanceStore(path) as store:
+                    n = sum(1 for i in store.ids if i in annotations.labels and annotations.labels[i][column] != -1)
+                if n >= minimum_maps():
+                    usable.append(str(path))
+                else:
+                    too_few[c] = n
+            entry: dict = {"json": f"spray/{family}/spray.json", "too_few_maps": too_few,
+                           "minimum": minimum_maps()}
+            if usable:
+                results = spray_stores(usable, annotations, pool=self.settings["spray"]["pool"])
+                write_spray_outputs(results, root / "spray" / family)
+            status["families"][family] = entry
         atomic_write_json(root / "spray" / "status.json", status)
-        return {"line": "SpRAy run for " + ", ".join(EXPLAINED) if status["available"]
-                else "SpRAy not available in this version (hook)"}
+        ran = {f: len(self.classes) - len(e["too_few_maps"]) for f, e in status["families"].items()}
+        return {"line": "SpRAy: " + ", ".join(f"{f} {n} class(es)" for f, n in ran.items())
+                        + (f" (classes under {minimum_maps()} maps left out)" if any(
+                            e["too_few_maps"] for e in status["families"].values()) else "")}
 
     def artefact(self, kind: str) -> Callable[[Path], dict]:
         """``artefacts/<kind>/<family>.json`` (+ ``.png``) for FV and DNN: the watermark experiment on its
@@ -387,8 +394,8 @@ def build_steps(tasks: StudyTasks, settings: dict, data_digest: str, report: Cal
                       {**common, "descriptors": settings["descriptors"]}, ("train-fv",),
                       "FV descriptor replacement curves: the LRP rules compared (Appendix C.2)"))
     steps.append(Step("spray", tasks.spray, ["spray"],
-                      {"spray": settings["spray"], "available": importlib.util.find_spec(SPRAY_MODULE) is not None},
-                      maps, "spectral relevance analysis (hook)"))
+                      {"spray": settings["spray"]},
+                      maps, "spectral relevance analysis"))
     trained = tuple(f"train-{f}" for f in EXPLAINED)
     for kind in ("watermark", "padding"):
         steps.append(Step(kind, tasks.artefact(kind), [f"artefacts/{kind}"],
