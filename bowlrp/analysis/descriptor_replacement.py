@@ -19,10 +19,12 @@ compared on equal draws.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from numba import njit
 
 from ..encoding import FisherEncoder, SparsePosteriors
 from ..encoding.fisher import L2_FLOOR, MOMENT_BLOCK_MIN_ROWS, MOMENT_BLOCKS, signed_sqrt
@@ -116,6 +118,18 @@ class _BlockSums:
         return self.encoder.fisher_blocks(self.counts, S0, S1, S2)
 
 
+@njit(cache=True, nogil=True)
+def _swap_entries(x, w, rows, index, new, Q, L, P):  # pragma: no cover - compiled
+    """``x[rows[j], index[j]] = new[j]`` with the per-cell sums of :class:`_LinearScore` moved along."""
+    for j in range(len(new)):
+        r, i, value = rows[j], index[j], new[j]
+        old = x[r, i]
+        x[r, i] = value
+        Q[r] += value * value - old * old
+        L[r] += abs(value) - abs(old)
+        P[r] += w[r, i] * (math.copysign(math.sqrt(abs(value)), value) - math.copysign(math.sqrt(abs(old)), old))
+
+
 class _LinearScore:
     """``w . Phi(x)`` of one block kept up to date while a few (cell, component) slices of the
     unnormalised vector ``x`` change (a linear SVM; ``Phi`` the encoder's ``enceval`` or ``vlfeat``
@@ -162,12 +176,7 @@ class _LinearScore:
         index = self.encoder.entry_index(components)
         d = self.encoder.n_features
         rows = np.concatenate(([cells] if self.encoder.weight_gradient else []) + [np.repeat(cells, d)] * 2)
-        old = self.x[rows, index]
-        self.x[rows, index] = new
-        n_cells = len(self.x)
-        self.Q += np.bincount(rows, new * new - old * old, minlength=n_cells)
-        self.L += np.bincount(rows, np.abs(new) - np.abs(old), minlength=n_cells)
-        self.P += np.bincount(rows, self.w[rows, index] * (signed_sqrt(new) - signed_sqrt(old)), minlength=n_cells)
+        _swap_entries(self.x, self.w, rows, index, new, self.Q, self.L, self.P)
 
     def value(self) -> float:
         if self.encoder.normalization == "vlfeat":
