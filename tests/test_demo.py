@@ -11,11 +11,15 @@ from bowlrp.cli import demo
 
 
 @pytest.mark.slow
-def test_demo_reuses_toyvoc_runs_the_study_and_prints_the_report_path(tmp_path, small_toyvoc, quick_study, capsys):
+@pytest.mark.parametrize("entry", ["make demo", "bowlrp demo"])
+def test_demo_reuses_toyvoc_runs_the_study_and_prints_the_report_path(tmp_path, small_toyvoc, quick_study, capsys,
+                                                                      entry):
+    from bowlrp.cli import main
+
     shutil.copytree(small_toyvoc, tmp_path / "toyvoc")
     shutil.copytree(quick_study, tmp_path / "study")
     argv = ["--out", str(tmp_path), "--data-size", "small", "--study-size", "quick"]
-    assert demo.main(argv) == 0
+    assert (demo.main(argv) if entry == "make demo" else main(["demo", *argv])) == 0
     captured = capsys.readouterr()
     assert "reusing toyvoc" in captured.out
     assert "$ bowlrp study --data" in captured.out

@@ -14,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from .main import main as bowlrp_main
+from ..data.synth import generate_toyvoc
+from ..errors import BowlrpError
+from ..study import run_study
 
 
 def _same_toyvoc(root: Path, seed: int, size: str) -> bool:
@@ -26,35 +28,50 @@ def _same_toyvoc(root: Path, seed: int, size: str) -> bool:
     return meta.get("generator") == "toyvoc" and meta.get("seed") == seed and meta.get("size") == size
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bowlrp.cli.demo", description=__doc__.split("\n\n")[0])
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo-out", help="output folder: toyvoc/ and study/ (default demo-out)")
     parser.add_argument("--data-size", choices=("small", "default", "large"), default="default",
                         help="toyvoc size (default: default, 600 images)")
     parser.add_argument("--study-size", choices=("quick", "default"), default="default",
                         help="study size (default: default; quick takes a minute on small data)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-jobs", default=None, help="worker processes (default: the machine's cores, at most 4)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data and of the study (default 0)")
+    parser.add_argument("--n-jobs", type=int, default=None, metavar="N",
+                        help="worker processes (default: the machine's cores, at most 4)")
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    demo = sub.add_parser("demo", parents=[common], help="the whole study on the embedded synthetic data, "
+                          "from nothing to report/index.html", description=__doc__.split("\n\n")[0])
+    _add_arguments(demo)
+    demo.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data = out / "toyvoc"
-
-    def run(*argv: str) -> None:
-        print("$ bowlrp " + " ".join(argv), flush=True)
-        code = bowlrp_main(list(argv))
-        if code != 0:
-            raise SystemExit(code)
-
     start = time.perf_counter()
     if _same_toyvoc(data, args.seed, args.data_size):
         print(f"reusing toyvoc ({args.data_size}, seed {args.seed}) in {data}")
     else:
-        run("data", "synth-voc", "--out", str(data), "--seed", str(args.seed), "--size", args.data_size, "--overwrite")
-    jobs = ["--n-jobs", args.n_jobs] if args.n_jobs else []
-    run("study", "--data", str(data), "--out", str(out / "study"), "--size", args.study_size, "--seed", str(args.seed),
-        *jobs)
+        print(f"$ bowlrp data synth-voc --out {data} --seed {args.seed} --size {args.data_size} --overwrite", flush=True)
+        generate_toyvoc(data, seed=args.seed, size=args.data_size, overwrite=True)
+    jobs = f" --n-jobs {args.n_jobs}" if args.n_jobs else ""
+    print(f"$ bowlrp study --data {data} --out {out / 'study'} --size {args.study_size} --seed {args.seed}{jobs}",
+          flush=True)
+    run_study(data, out / "study", args.study_size, seed=args.seed, n_jobs=args.n_jobs)
     print(f"demo finished in {time.perf_counter() - start:.0f} s; open {(out / 'study' / 'report' / 'index.html').resolve()}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bowlrp.cli.demo`` (what ``make demo`` runs): the same as ``bowlrp demo``."""
+    parser = argparse.ArgumentParser(prog="python -m bowlrp.cli.demo", description=__doc__.split("\n\n")[0])
+    _add_arguments(parser)
+    try:
+        return run_demo(parser.parse_args(argv))
+    except BowlrpError as exc:
+        print(f"bowlrp: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

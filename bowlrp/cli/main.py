@@ -8,10 +8,10 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import BowlrpError
-from . import artefacts, context, data, dnn, models, perturb, spray, study, tiles, train
+from . import artefacts, context, data, demo, dnn, models, perturb, spray, study, tiles, train
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-COMMAND_GROUPS = (data, train, models, tiles, dnn, context, perturb, spray, artefacts, study)
+COMMAND_GROUPS = (data, train, models, tiles, dnn, context, perturb, spray, artefacts, study, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
