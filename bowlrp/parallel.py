@@ -90,12 +90,8 @@ def map_row_chunks(func: Callable[[int, int], T], n: int, chunk_rows: int) -> li
     n_chunks = max(math.ceil(n / chunk_rows), min(CHUNK_SPREAD, math.ceil(n / MIN_CHUNK_ROWS)), 1)
     step = max(1, math.ceil(n / n_chunks))
     starts = range(0, n, step)
-    workers = max(1, min(numba.get_num_threads(), len(starts)))
-    with _thread_pools().limit(limits=1, user_api="blas"):
-        if workers == 1:
-            return [func(start, min(start + step, n)) for start in starts]
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(lambda start: func(start, min(start + step, n)), starts))
+    with single_thread_blas():
+        return map_threads(lambda start: func(start, min(start + step, n)), starts)
 
 
 @dataclass

@@ -240,12 +240,14 @@ class IncrementalFisher:
         """From now on keep the linear score ``coef . Phi(x) + intercept`` (:meth:`score`) up to date
         step by step, touching only the (cell, component) slices a step changes, instead of forming and
         normalising the whole vector (~0.3 M entries for K = 256 with a pyramid) per step."""
-        coef = np.asarray(coef, dtype=np.float64)
-        if coef.shape != (sum(b.encoder.dim for b in self.blocks),):
+        if self._coef is not None and self._coef is coef and self.intercept == float(intercept):
+            return  # already tracked (a copy of a tracked state carries its sums)
+        if np.shape(coef) != (sum(b.encoder.dim for b in self.blocks),):
             raise BowlrpError(f"a linear score over {coef.shape} weights for vectors of "
                               f"{sum(b.encoder.dim for b in self.blocks)} dimensions")
         self.intercept, start = float(intercept), 0
         self._coef = coef
+        coef = np.asarray(coef, dtype=np.float64)
         for block in self.blocks:
             end = start + block.encoder.dim
             block.linear = (_LinearScore(block, coef[start:end])
@@ -258,7 +260,7 @@ class IncrementalFisher:
             raise BowlrpError("no linear score is tracked (call track first)")
         if all(b.linear is not None for b in self.blocks):
             return sum(b.linear.value() for b in self.blocks) + self.intercept
-        return float(self.vector().astype(np.float64) @ self._coef) + self.intercept
+        return float(self.vector().astype(np.float64) @ np.asarray(self._coef, dtype=np.float64)) + self.intercept
 
     def replace(self, which: np.ndarray, substitutes: list[np.ndarray]) -> None:
         """Replace descriptors ``which`` (distinct indices into the image's descriptors) by
@@ -362,6 +364,7 @@ def replacement_curves(model, descriptors: DescriptorSet, class_name: str, order
     """
     k = model.class_index(class_name)
     start = IncrementalFisher(model, descriptors)
+    step_scorer(model, start, k)  # tracked once here; every curve's copy carries the sums
     n_steps, size = replacement_schedule(start.n, steps, batch)
     replaced = n_steps * size
     curves = {name: np.empty((repeats, n_steps + 1)) for name in orders}

@@ -77,6 +77,7 @@ class IncrementalRegionScorer:
         (len(boxes), n_classes) float64, or (len(boxes), 1) with ``class_index``.
         """
         # the sums and the image are sequential per curve: each curve starts from the unchanged image
+        step_scorer(self.model, self.start, class_index)  # tracked once per class; copies carry the sums
         state, sift = self.start.copy(), self.start_sift.copy()
         score = step_scorer(self.model, state, class_index)
         fill_grey = to_grey(fill)
