@@ -25,6 +25,11 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	# clashes with opencv-python-headless; it imports only these few beyond what the package needs
 	$(PIP) install -q --no-deps quantus==0.6.0
 	$(PIP) install -q pandas cachetools
+	# virelay (the SpRAy viewer; its project loader reads our export in the tests) likewise: it pins
+	# pillow<11; its loader imports only pyyaml, h5py, numpy, pillow and matplotlib beyond itself
+	$(PIP) install -q --no-deps virelay==0.6.1
+	# corelay (the anchor of the spray benchmark): all its deps are ours but metrohash-python
+	$(PIP) install -q --no-deps corelay==1.0.0 metrohash-python
 	$(PIP) install -q numpy Cython
 	@if [ -n "$(APT)" ] && [ -n "$(ROOT)" ] && ! [ -f /usr/include/vl/dsift.h ]; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libvlfeat-dev) \
@@ -33,6 +38,10 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 		$(PIP) install -q --no-build-isolation "cyvlfeat>=0.7" \
 		|| echo "notice: cyvlfeat failed to build; the opencv backend will serve"; \
 	else echo "notice: VLFeat headers not found; cyvlfeat skipped, the opencv backend will serve"; fi
+	# headless Chromium renders the study report in the browser test (required in CI, as VLFeat is)
+	@if [ -n "$(APT)" ] && [ -n "$(ROOT)" ] && ! [ -x /usr/bin/chromedriver ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+		|| echo "notice: chromium could not be installed; the report's browser test will be skipped (fails in CI)"; fi
 	$(PIP) install -q -e ".[test]"
 	touch $(STAMP)
 

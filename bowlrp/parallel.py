@@ -46,10 +46,21 @@ def one_thread() -> Iterator[None]:
     threads = numba.get_num_threads()
     numba.set_num_threads(1)  # the calling thread's setting only
     try:
-        with _thread_pools().limit(limits=1, user_api="blas"):
+        with single_thread_blas():
             yield
     finally:
         numba.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def single_thread_blas() -> Iterator[None]:
+    """BLAS on one thread in this block (restored after); numba's threads and our own stay free.
+
+    For step loops whose parallel parts are ours (:func:`map_row_chunks`, a thread working ahead):
+    BLAS pools woken for a few hundred rows cost more than they save, and their idle threads spin.
+    """
+    with _thread_pools().limit(limits=1, user_api="blas"):
+        yield
 
 
 def map_threads(func: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
@@ -79,12 +90,8 @@ def map_row_chunks(func: Callable[[int, int], T], n: int, chunk_rows: int) -> li
     n_chunks = max(math.ceil(n / chunk_rows), min(CHUNK_SPREAD, math.ceil(n / MIN_CHUNK_ROWS)), 1)
     step = max(1, math.ceil(n / n_chunks))
     starts = range(0, n, step)
-    workers = max(1, min(numba.get_num_threads(), len(starts)))
-    with _thread_pools().limit(limits=1, user_api="blas"):
-        if workers == 1:
-            return [func(start, min(start + step, n)) for start in starts]
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(lambda start: func(start, min(start + step, n)), starts))
+    with single_thread_blas():
+        return map_threads(lambda start: func(start, min(start + step, n)), starts)
 
 
 @dataclass
@@ -186,7 +193,10 @@ def parallel_map(
                unit="img", leave=False)
     results: list[ItemResult] = []
     try:
-        if backend != "dask" and (n_jobs == 1 or len(items) <= 1):
+        # workers asked for: even a single item goes to a worker, whose BLAS runs on the threads a worker
+        # gets, so a result never depends on how many items were pending (a resumed run has fewer; the
+        # last digits of multi-threaded BLAS reductions would differ in this process)
+        if backend != "dask" and (n_jobs == 1 or not items):
             for item in items:
                 results.append(func(*args_of(item)))
                 bar.update()

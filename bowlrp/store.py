@@ -152,12 +152,23 @@ class RelevanceStore:
 
     def __getitem__(self, image_id: str) -> dict:
         """``{"relevance", "descriptor_relevance", "descriptor_frames", "score", ...}`` of one image."""
-        if image_id not in self._index:
-            raise KeyError(image_id)
-        group = self._h5["images"][f"{self._index[image_id]:0{_PART_DIGITS}d}"]
+        group = self._group(image_id)
         item = {key: group[key][()] for key in ("relevance", "descriptor_relevance", "descriptor_frames")}
         item.update({key: group.attrs[key] for key in group.attrs})
         return item
+
+    def relevance(self, image_id: str) -> np.ndarray:
+        """The ``(H, W)`` pixel map of one image alone (without the descriptor arrays)."""
+        return self._group(image_id)["relevance"][()]
+
+    def image_attrs(self, image_id: str) -> dict:
+        """One image's attributes: ``image_id, path, score, bias_relevance, residual, absorbed``."""
+        return dict(self._group(image_id).attrs)
+
+    def _group(self, image_id: str):
+        if image_id not in self._index:
+            raise KeyError(image_id)
+        return self._h5["images"][f"{self._index[image_id]:0{_PART_DIGITS}d}"]
 
     def items(self) -> Iterator[tuple[str, dict]]:
         for image_id in self.ids:

@@ -36,3 +36,14 @@ def entity_bomb(levels: int, body: str) -> str:
 def small_toyvoc(tmp_path_factory) -> Path:
     """The small toyvoc set (80 images, 160 px, all 20 classes in both splits), generated once per test session."""
     return generate_toyvoc(tmp_path_factory.mktemp("toyvoc-small") / "toyvoc", seed=0, size="small")
+
+
+@pytest.fixture(scope="session")
+def quick_study(small_toyvoc, tmp_path_factory) -> Path:
+    """One uninterrupted quick study (``bowlrp study --size quick``) of the small toyvoc set, with its
+    report, shared by the study, report and browser tests (about a minute on 2 cores)."""
+    from bowlrp.study import run_study
+
+    out = tmp_path_factory.mktemp("study") / "quick"
+    run_study(small_toyvoc, out, size="quick", progress=False)
+    return out

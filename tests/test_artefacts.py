@@ -24,9 +24,8 @@ from bowlrp.analysis.watermark import (TagRegion, clip_box, cut_patch, paste_pat
                                        remove_tag, sidecar_regions, watermark_experiment)
 from bowlrp.cli import main
 from bowlrp.data.dataset import Sample
-from bowlrp.errors import BowlrpError, DataError
-from bowlrp.model import register_family, unregister_family
-from test_model_interface import PixelLinear
+from bowlrp.errors import DataError
+from test_model_interface import PixelLinear, stub_family
 
 FORMAT = "test.corner-redness"
 CLASSES = ["horse", "boat"]
@@ -58,12 +57,7 @@ def corner_score(image: np.ndarray) -> float:
 
 @pytest.fixture
 def corner_model(tmp_path):
-    directory = tmp_path / "corner-model"
-    directory.mkdir()
-    (directory / "model.json").write_text(json.dumps({"format": FORMAT}))
-    register_family("corner", lambda meta: meta.get("format") == FORMAT, lambda d, device: CornerModel())
-    yield directory
-    unregister_family("corner")
+    yield from stub_family(tmp_path / "corner-model", "corner", {"format": FORMAT}, lambda d, device: CornerModel())
 
 
 def _png(path, image: np.ndarray) -> None:

@@ -1,8 +1,9 @@
-"""``make demo`` end to end at the small size: synthesise, train both models, print AP tables; a
-second run reuses the dataset instead of failing on the non-empty folder."""
+"""``make demo`` wiring: reuses a complete toyvoc set, runs ``bowlrp study`` on it and ends by printing the
+report's path. The shared quick study stands in for the study's work (copied in, so every step is up
+to date and the run takes seconds); what a study computes is tested in test_study.py."""
 from __future__ import annotations
 
-import json
+import shutil
 
 import pytest
 
@@ -10,15 +11,18 @@ from bowlrp.cli import demo
 
 
 @pytest.mark.slow
-def test_demo_runs_twice_and_reports_both_models(tmp_path, capsys):
-    argv = ["--out", str(tmp_path), "--size", "small", "--gmm-k", "4", "--max-descriptors", "20000", "--n-jobs", "1"]
-    assert demo.main(argv) == 0
-    out = capsys.readouterr().out
-    for name in demo.MODELS:
-        result = json.loads((tmp_path / f"evaluate-{name}.json").read_text())
-        assert 0.0 <= result["map"] <= 1.0 and result["n_images"] > 0
-        assert name in out
-    assert "mAP" in out and "synth-voc" in out
+@pytest.mark.parametrize("entry", ["make demo", "bowlrp demo"])
+def test_demo_reuses_toyvoc_runs_the_study_and_prints_the_report_path(tmp_path, small_toyvoc, quick_study, capsys,
+                                                                      entry):
+    from bowlrp.cli import main
 
-    assert demo.main(argv) == 0
-    assert "reusing toyvoc" in capsys.readouterr().out
+    shutil.copytree(small_toyvoc, tmp_path / "toyvoc")
+    shutil.copytree(quick_study, tmp_path / "study")
+    argv = ["--out", str(tmp_path), "--data-size", "small", "--study-size", "quick"]
+    assert (demo.main(argv) if entry == "make demo" else main(["demo", *argv])) == 0
+    captured = capsys.readouterr()
+    assert "reusing toyvoc" in captured.out
+    assert "$ bowlrp study --data" in captured.out
+    report = (tmp_path / "study" / "report" / "index.html").resolve()
+    assert captured.out.strip().splitlines()[-1].endswith(str(report))
+    assert "train-fv: up to date, skipped" in captured.err

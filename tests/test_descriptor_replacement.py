@@ -44,6 +44,35 @@ def _recomputed(model, descriptors, replaced: np.ndarray, substitutes: list[np.n
     return np.concatenate(parts)
 
 
+@pytest.mark.parametrize("normalization", ["enceval", "vlfeat", "none"])
+def test_tracked_linear_score_equals_scoring_the_whole_vector(fv_model, image, normalization):
+    # "none" has no tracked form: the score then comes from the vector, and must agree all the same
+    saved = [b.encoder.normalization for b in fv_model.features.blocks]
+    for block in fv_model.features.blocks:
+        block.encoder.normalization = normalization
+    try:
+        descriptors = fv_model.features.descriptors(image)
+        machine = fv_model.classifier.estimators_[fv_model.class_index("horse")]
+        state = IncrementalFisher(fv_model, descriptors)
+        state.track(machine.coef_, machine.intercept_)
+        assert all((b.linear is not None) == (normalization != "none") for b in state.blocks)
+        rng = np.random.default_rng(2)
+        order = rng.permutation(len(descriptors))
+        scores = []
+        for step in range(6):
+            which = order[step * 40:(step + 1) * 40]
+            state.replace(which, [sample_gmm(b.encoder.gmm, len(which), rng) for b in fv_model.features.blocks])
+            twin = state.copy()  # a copy carries the tracked sums on
+            expected = machine.decision_function(state.vector()[None])[0]
+            assert state.score() == pytest.approx(expected, rel=1e-6, abs=1e-9)
+            assert twin.score() == state.score()
+            scores.append(expected)
+        assert np.ptp(scores) > 1e-4  # the steps moved the score
+    finally:
+        for block, value in zip(fv_model.features.blocks, saved):
+            block.encoder.normalization = value
+
+
 def test_incremental_updates_equal_a_full_recompute(fv_model, image):
     descriptors = fv_model.features.descriptors(image)
     rng = np.random.default_rng(0)

@@ -72,15 +72,21 @@ def _load(directory: Path, device) -> PixelLinear:
     return PixelLinear(np.array(meta["weights"]), np.array(meta["bias"]), meta["classes"])
 
 
+def stub_family(directory: Path, family: str, meta: dict, loader):
+    """A model directory whose ``model.json`` is ``meta`` (with a ``format`` key), loaded by ``loader``
+    through a family registered for the test's duration (a generator for fixtures to yield from)."""
+    directory.mkdir()
+    (directory / "model.json").write_text(json.dumps(meta))
+    register_family(family, lambda found: found.get("format") == meta["format"], loader)
+    yield directory
+    unregister_family(family)
+
+
 @pytest.fixture
 def pixel_model(tmp_path):
-    directory = tmp_path / "pixel-model"
-    directory.mkdir()
-    (directory / "model.json").write_text(json.dumps({"format": FORMAT, "classes": CLASSES,
-                                                      "weights": WEIGHTS.tolist(), "bias": BIAS.tolist()}))
-    register_family("pixels", lambda meta: meta.get("format") == FORMAT, _load)
-    yield directory
-    unregister_family("pixels")
+    yield from stub_family(tmp_path / "pixel-model", "pixels", {"format": FORMAT, "classes": CLASSES,
+                                                                "weights": WEIGHTS.tolist(), "bias": BIAS.tolist()},
+                           _load)
 
 
 def _expected(path, k: int) -> tuple[np.ndarray, float]:

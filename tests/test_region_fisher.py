@@ -84,6 +84,17 @@ def test_sift_planes_equal_vlfeat_on_the_whole_image(image):
         assert np.abs(ours - theirs).max() <= 2e-5 * NORM
 
 
+def test_sift_planes_saturate_as_vlfeat_on_a_straight_edge():
+    # one axis-aligned edge: a descriptor with few strong entries reaches 255 after the clamp-and-renormalise
+    grey = np.zeros((60, 80), dtype=np.float32)
+    grey[:, 40:] = 1.0
+    sift = DenseSift(backend="vlfeat")
+    full = sift.extract(grey)
+    assert full.values.max() == 255.0
+    ours = PatchedSift.start(DenseSiftPatcher(sift, grey.shape), grey).descriptors()
+    assert np.abs(ours.values - full.values).max() <= 2e-5 * NORM
+
+
 def test_plane_updates_equal_planes_of_the_changed_image(image):
     sift = DenseSift(backend="vlfeat")
     h, w = image.shape[:2]

@@ -14,10 +14,9 @@ from bowlrp.analysis.perturbation import aopc
 from bowlrp.analysis.region_perturbation import (PerturbationConfig, map_order, parse_order, perturb_split,
                                                  perturbation_curves, region_grid, region_sums)
 from bowlrp.data import open_dataset
-from test_model_interface import BIAS, CLASSES, WEIGHTS
+from test_model_interface import BIAS, CLASSES, WEIGHTS, stub_family
 from test_model_interface import PixelLinear as InterfacePixels
 from bowlrp.errors import BowlrpError, SkipLog
-from bowlrp.model import register_family, unregister_family
 from bowlrp.parallel import ParallelOptions
 
 QUIET = ParallelOptions(progress=False)
@@ -139,12 +138,8 @@ class Interrupting(PixelLinear):
 
 @pytest.fixture
 def pixel_model(tmp_path):
-    directory = tmp_path / "pixel-model"
-    directory.mkdir()
-    (directory / "model.json").write_text(json.dumps({"format": FORMAT}))
-    register_family("perturb-pixels", lambda meta: meta.get("format") == FORMAT, lambda d, device: Interrupting())
-    yield directory
-    unregister_family("perturb-pixels")
+    yield from stub_family(tmp_path / "pixel-model", "perturb-pixels", {"format": FORMAT},
+                           lambda d, device: Interrupting())
 
 
 def test_split_run_resumes_and_names_a_broken_image(pixel_model, small_toyvoc, tmp_path):

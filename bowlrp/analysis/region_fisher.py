@@ -14,15 +14,17 @@ work image, dominant orientation, OpenCV backend) are scored by full recomputati
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
+import numba
 import numpy as np
 
 from ..errors import BowlrpError, ImageError
 from ..features.dsift import to_grey
 from ..features.dsift_patch import DenseSiftPatcher, PatchedSift
 from ..parallel import one_thread
-from .descriptor_replacement import IncrementalFisher
+from .descriptor_replacement import IncrementalFisher, step_scorer
 
 Box = tuple[int, int, int, int]  # (y0, y1, x0, x1), half-open pixel ranges
 
@@ -74,19 +76,39 @@ class IncrementalRegionScorer:
         -------
         (len(boxes), n_classes) float64, or (len(boxes), 1) with ``class_index``.
         """
-        if class_index is None:
-            score = self.model.decision_function
-        else:
-            machine = self.model.classifier.estimators_[class_index]
-            score = lambda X: machine.decision_function(X)[:, None]  # noqa: E731
         # the sums and the image are sequential per curve: each curve starts from the unchanged image
+        step_scorer(self.model, self.start, class_index)  # tracked once per class; copies carry the sums
         state, sift = self.start.copy(), self.start_sift.copy()
+        score = step_scorer(self.model, state, class_index)
         fill_grey = to_grey(fill)
         out = np.empty((len(boxes), len(self.model.class_names) if class_index is None else 1))
-        with one_thread():  # many small steps: thread pools would cost more than they save
-            for i, box in enumerate(boxes):
-                which, values = sift.fill(fill_grey, box)
+        if not len(boxes):
+            return out
+        # the descriptors of step i + 1 need only the image, not step i's encoding: a second thread
+        # fills and reads the planes one step ahead while this one encodes (both release the GIL)
+        workers = min(2, numba.get_num_threads())
+        with one_thread(), ThreadPoolExecutor(max(1, workers - 1)) as ahead:
+            run = ahead.submit if workers > 1 else _now
+            pending = run(sift.fill, fill_grey, boxes[0])
+            for i in range(len(boxes)):
+                which, values = pending.result()
+                if i + 1 < len(boxes):
+                    pending = run(sift.fill, fill_grey, boxes[i + 1])
                 if len(which):
                     state.replace_raw(which, values)
-                out[i] = score(state.vector()[None])[0]
+                out[i] = score()
         return out
+
+
+class _Done:
+    """A finished call with the interface of a future (the sequential path of :meth:`curve`)."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _now(func, *args) -> _Done:
+    return _Done(func(*args))

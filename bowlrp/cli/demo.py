@@ -1,8 +1,10 @@
-"""``make demo``: the whole study on the embedded synthetic data, from nothing.
+"""``make demo``: the whole study on the embedded synthetic data, from nothing, ending in a report.
 
-Synthesises toyvoc, trains a Fisher-vector + linear SVM model and a rank-BoW + histogram
-intersection model, and prints their per-class AP tables. Everything goes through the same CLI
-a user would call, so the demo doubles as a walk-through (run with ``--help`` for options).
+Synthesises toyvoc (or reuses a complete one of the same seed and size), then runs ``bowlrp study``
+on it — FV, rank-BoW and network trained and evaluated, every class explained by FV and network,
+heatmap gallery, context, perturbation, SpRAy where installed, watermark and padding experiments —
+and prints the path of ``report/index.html``. Resumable: run it again after an interruption and the
+finished steps are kept.
 """
 from __future__ import annotations
 
@@ -12,12 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from .main import main as bowlrp_main
-
-MODELS = {
-    "fv-linear": ["--encoder", "fisher", "--kernel", "linear"],
-    "rankbow-hik": ["--encoder", "rankbow", "--kernel", "hik"],
-}
+from ..data.synth import generate_toyvoc
+from ..errors import BowlrpError
+from ..study import run_study
 
 
 def _same_toyvoc(root: Path, seed: int, size: str) -> bool:
@@ -29,46 +28,50 @@ def _same_toyvoc(root: Path, seed: int, size: str) -> bool:
     return meta.get("generator") == "toyvoc" and meta.get("seed") == seed and meta.get("size") == size
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bowlrp.cli.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
-    parser.add_argument("--size", choices=("small", "default", "large"), default="default")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--gmm-k", default="64", help="GMM components of the FV model (default 64)")
-    parser.add_argument("--n-jobs", default="2", help="worker processes for feature extraction (default 2)")
-    parser.add_argument("--max-descriptors", default="100000",
-                        help="descriptor sample for PCA and vocabularies (default 100000)")
-    args = parser.parse_args(argv)
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="demo-out", help="output folder: toyvoc/ and study/ (default demo-out)")
+    parser.add_argument("--data-size", choices=("small", "default", "large"), default="default",
+                        help="toyvoc size (default: default, 600 images)")
+    parser.add_argument("--study-size", choices=("quick", "default"), default="default",
+                        help="study size (default: default; quick takes a minute on small data)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data and of the study (default 0)")
+    parser.add_argument("--n-jobs", type=int, default=None, metavar="N",
+                        help="worker processes (default: the machine's cores, at most 4)")
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    demo = sub.add_parser("demo", parents=[common], help="the whole study on the embedded synthetic data, "
+                          "from nothing to report/index.html", description=__doc__.split("\n\n")[0])
+    _add_arguments(demo)
+    demo.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data = out / "toyvoc"
-
-    def run(*argv: str) -> None:
-        print("$ bowlrp " + " ".join(argv), flush=True)
-        code = bowlrp_main(list(argv))
-        if code != 0:
-            raise SystemExit(code)
-
     start = time.perf_counter()
-    if _same_toyvoc(data, args.seed, args.size):
-        print(f"reusing toyvoc ({args.size}, seed {args.seed}) in {data}")
+    if _same_toyvoc(data, args.seed, args.data_size):
+        print(f"reusing toyvoc ({args.data_size}, seed {args.seed}) in {data}")
     else:
-        run("data", "synth-voc", "--out", str(data), "--seed", str(args.seed), "--size", args.size, "--overwrite")
-    summary = {}
-    for name, options in MODELS.items():
-        model_dir = out / "models" / name
-        extra = ["--gmm-k", args.gmm_k] if "fisher" in options else []
-        extra += ["--max-descriptors", args.max_descriptors]
-        run("train", "--data", str(data), "--out", str(model_dir), *options, *extra,
-            "--seed", str(args.seed), "--n-jobs", args.n_jobs, "--no-progress")
-        result_json = out / f"evaluate-{name}.json"
-        run("evaluate", "--model", str(model_dir), "--data", str(data), "--split", "test",
-            "--json", str(result_json), "--n-jobs", args.n_jobs, "--no-progress")
-        summary[name] = json.loads(result_json.read_text())["map"]
-    print("\nmean AP on the toyvoc test split:")
-    for name, value in summary.items():
-        print(f"  {name:<14} {value:6.3f}")
-    print(f"demo finished in {time.perf_counter() - start:.0f} s; outputs in {out}/")
+        print(f"$ bowlrp data synth-voc --out {data} --seed {args.seed} --size {args.data_size} --overwrite", flush=True)
+        generate_toyvoc(data, seed=args.seed, size=args.data_size, overwrite=True)
+    jobs = f" --n-jobs {args.n_jobs}" if args.n_jobs else ""
+    print(f"$ bowlrp study --data {data} --out {out / 'study'} --size {args.study_size} --seed {args.seed}{jobs}",
+          flush=True)
+    run_study(data, out / "study", args.study_size, seed=args.seed, n_jobs=args.n_jobs)
+    print(f"demo finished in {time.perf_counter() - start:.0f} s; open {(out / 'study' / 'report' / 'index.html').resolve()}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bowlrp.cli.demo`` (what ``make demo`` runs): the same as ``bowlrp demo``."""
+    parser = argparse.ArgumentParser(prog="python -m bowlrp.cli.demo", description=__doc__.split("\n\n")[0])
+    _add_arguments(parser)
+    try:
+        return run_demo(parser.parse_args(argv))
+    except BowlrpError as exc:
+        print(f"bowlrp: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

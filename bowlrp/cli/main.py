@@ -8,10 +8,10 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import BowlrpError
-from . import artefacts, context, data, dnn, models, perturb, tiles, train
+from . import artefacts, context, data, demo, dnn, models, perturb, spray, study, tiles, train
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-COMMAND_GROUPS = (data, train, models, tiles, dnn, context, perturb, artefacts)
+COMMAND_GROUPS = (data, train, models, tiles, dnn, context, perturb, spray, artefacts, study, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  bowlrp context --store maps/fv --store maps/cnn --data data/toyvoc --plot context.png\n"
                "  bowlrp perturb --model models/fv --data data/toyvoc --class boat --mode descriptors --json p.json\n"
                "  bowlrp artefacts watermark --model models/fv --data data/toyvoc --class horse --json wm.json\n"
+               "  bowlrp spray --store maps/fv --data data/toyvoc --out spray-fv --virelay\n"
+               "  bowlrp study --data data/toyvoc --out study   (all of it, resumable, ending in study/report/index.html)\n"
                "'bowlrp COMMAND --help' explains each command.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"bowlrp {__version__}")

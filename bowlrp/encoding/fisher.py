@@ -271,19 +271,27 @@ class FisherEncoder:
         counts = atoms_to_cells(member, np.bincount(atom_of, minlength=n_atoms).astype(np.float64))
         return counts, atoms_to_cells(member, S0), atoms_to_cells(member, S1), atoms_to_cells(member, S2)
 
-    def fisher_blocks(self, counts: np.ndarray, S0: np.ndarray, S1: np.ndarray, S2: np.ndarray) -> np.ndarray:
+    def fisher_blocks(self, counts: np.ndarray, S0: np.ndarray, S1: np.ndarray, S2: np.ndarray,
+                      components: np.ndarray | None = None) -> np.ndarray:
         """The unnormalised per-cell Fisher vectors from per-cell moments (:meth:`_cell_statistics`):
         ``u = S1 / sqrt(pi)``, ``v = (S2 - S0) / sqrt(2 pi)`` (and the weight block first when
-        ``weight_gradient``), zero for components under VLFeat's prior floor; ``(C, dim_per_cell)`` float64."""
+        ``weight_gradient``), zero for components under VLFeat's prior floor; ``(C, dim_per_cell)`` float64.
+
+        ``components`` ``(n,)``: the moments hold only these components (``S0 (C, n)``, ``S1, S2 (C, n, D)``;
+        ``counts`` may then be ``(C, n)``, one count per entry); the result holds their entries,
+        ``(C, len(entry_index(components)))`` in that order."""
         weights = self.gmm.weights_.astype(np.float64)
+        if components is not None:
+            weights = weights[components]
         present = weights >= VL_GMM_MIN_PRIOR
         safe_w = np.where(present, weights, 1.0)
-        k, d, cells = self.n_components, self.n_features, len(S0)
+        k, d, cells = len(weights), self.n_features, len(S0)
         out = np.empty((cells, (k if self.weight_gradient else 0) + 2 * k * d))
         start = 0
         if self.weight_gradient:
             pi_block = out[:, :k]
-            np.divide(S0 - counts[:, None] * weights, np.sqrt(safe_w), out=pi_block)
+            counts = np.asarray(counts, dtype=np.float64)
+            np.divide(S0 - (counts if counts.ndim == 2 else counts[:, None]) * weights, np.sqrt(safe_w), out=pi_block)
             pi_block[:, ~present] = 0.0
             start = k
         # written into the output's slices: no per-block arrays to concatenate
@@ -295,6 +303,18 @@ class FisherEncoder:
         u[:, ~present] = 0.0
         v[:, ~present] = 0.0
         return out
+
+    def entry_index(self, components: np.ndarray) -> np.ndarray:
+        """Positions inside one cell's vector of the entries of ``components`` ``(n,)``, in the order
+        :meth:`fisher_blocks` gives them for that subset (weight block, then ``u``, then ``v``)."""
+        components = np.asarray(components, dtype=np.int64)
+        d = self.n_features
+        slices = self.block_slices()
+        rows = (components[:, None] * d + np.arange(d)).ravel()
+        parts = [slices["mu"].start + rows, slices["sigma"].start + rows]
+        if self.weight_gradient:
+            parts.insert(0, components)
+        return np.concatenate(parts)
 
     def forward(self, values: np.ndarray, positions: np.ndarray | None = None,
                 posteriors: SparsePosteriors | None = None) -> FisherForward:
