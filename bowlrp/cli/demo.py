@@ -43,7 +43,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     demo = sub.add_parser("demo", parents=[common], help="the whole study on the embedded synthetic data, "
                           "from nothing to report/index.html", description=__doc__.split("\n\n")[0])
     _add_arguments(demo)
-    demo.set_defaults(handler=run_demo)
+    demo.set_defaults(handler=run_demo, outputs={"out": "folder"})
 
 
 def run_demo(args: argparse.Namespace) -> int:

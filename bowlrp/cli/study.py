@@ -39,7 +39,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     study.add_argument("--n-jobs", type=int, default=None, metavar="N",
                        help="worker processes (default: the machine's cores, at most 4)")
     study.add_argument("--no-progress", action="store_true", help="no progress bars inside the steps")
-    study.set_defaults(handler=run_study_command)
+    study.set_defaults(handler=run_study_command, outputs={"out": "folder"})
 
     report = sub.add_parser(
         "report", parents=[common], help="(re)write a study's HTML report from its JSON files",
