@@ -23,12 +23,19 @@ Store layout (read it with :class:`RelevanceStore`)::
         descriptor_relevance   (N,) float32
         descriptor_frames      (N, 4) float32 (x, y, bin size, angle)
     /skipped               (m,) UTF-8 JSON strings {"file", "reason"}
+
+Each part also records the SHA-256 of its image file's bytes as they were when its work began
+(``image_sha256``); a re-run does an image again when its file has changed since or is gone, so a
+store never holds the map of an image's old contents under its id. (Size and modification time
+would miss an edit that keeps both.)
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+from hashlib import sha256
 from pathlib import Path
 from typing import Iterator
 
@@ -37,6 +44,9 @@ import numpy as np
 from .errors import BowlrpError
 from .persistence import atomic_write_bytes, atomic_write_json, npz_bytes
 
+log = logging.getLogger(__name__)
+
+IMAGE_DIGEST = "image_sha256"  # a part's record of its image file's contents
 STORE_FORMAT = "bowlrp.relevance"
 STORE_VERSION = 2  # 2: attributes hold only the settings the method used (1: rule/eps/alpha/bias/depth always)
 _PART_DIGITS = 6
@@ -70,7 +80,7 @@ class SplitParts:
 
     def pending(self) -> list[int]:
         """Positions of the images without a finished part, in split order."""
-        return [i for i in range(self.n) if not (self.folder / part_name(i)).is_file()]
+        return [i for i in range(self.n) if not part_is_current(self.folder / part_name(i))]
 
     def write(self, index: int, arrays: dict[str, np.ndarray], image_id: str, path: str | Path) -> None:
         """Store one image's ``.npz`` contract (plus its id and path) as part ``index``, atomically."""
@@ -82,9 +92,45 @@ class SplitParts:
         shutil.rmtree(self.folder)
 
 
-def write_part(folder: str | Path, index: int, arrays: dict[str, np.ndarray], image_id: str, path: str | Path) -> None:
-    """:meth:`SplitParts.write` for worker processes, which get the folder rather than the object."""
-    arrays = dict(arrays, image_id=np.array(image_id), path=np.array(str(path)))
+def image_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of an image file's bytes; "" when it cannot be read (its work will be a skip)."""
+    digest = sha256()
+    try:
+        with open(path, "rb") as fh:
+            for piece in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(piece)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+def part_is_current(part: Path) -> bool:
+    """Whether ``part`` exists and was made from its image file as the file is now. A part of a
+    changed, vanished or unreadable image, or one that cannot itself be read, is deleted (so that
+    neither it nor a later skip of its image leaves stale maps in the store) and False returned."""
+    if not part.is_file():
+        return False
+    try:
+        with np.load(part, allow_pickle=False) as npz:
+            path, recorded = str(npz["path"]), str(npz[IMAGE_DIGEST])
+    except Exception:  # any part that cannot be read (or has no digest) is simply done again
+        recorded = ""
+    if recorded and recorded == image_digest(path):
+        return True
+    log.info("%s: its image changed since it was written, or it is unreadable; doing it again", part)
+    part.unlink(missing_ok=True)
+    return False
+
+
+def write_part(folder: str | Path, index: int, arrays: dict[str, np.ndarray], image_id: str, path: str | Path,
+               digest: str | None = None) -> None:
+    """:meth:`SplitParts.write` for worker processes, which get the folder rather than the object.
+
+    ``digest`` is the image file's :func:`image_digest` taken *before* the image was read (a file that
+    changes while it is worked on is then done again on resumption); by default it is taken now.
+    """
+    digest = image_digest(path) if digest is None else digest
+    arrays = dict(arrays, image_id=np.array(image_id), path=np.array(str(path)), **{IMAGE_DIGEST: np.array(digest)})
     atomic_write_bytes(Path(folder) / part_name(index), npz_bytes(arrays))
 
 
