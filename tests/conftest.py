@@ -61,7 +61,7 @@ def tiny_fv_model(small_toyvoc, tmp_path_factory) -> Path:
     from bowlrp.pipeline import PipelineConfig, train_model
 
     train = open_dataset(small_toyvoc, classes=["horse", "boat"]).split("trainval")
-    model = train_model(PipelineConfig(encoder="fisher", kernel="linear", n_words=4, max_descriptors=20000),
+    model = train_model(PipelineConfig(encoder="fisher", kernel="linear", n_words=4, max_descriptors=20000, C=1.0),
                         [s.path for s in train], np.stack([s.labels for s in train]), ["horse", "boat"], SkipLog(),
                         ParallelOptions(progress=False))
     out = tmp_path_factory.mktemp("tiny-fv") / "model"

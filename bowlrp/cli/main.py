@@ -17,8 +17,16 @@ EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool that SIGPIPE ende
 COMMAND_GROUPS = (data, train, models, tiles, dnn, context, perturb, spray, artefacts, study, demo)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A parser whose usage errors are one line (exit 2) naming the argument, with a pointer to
+    ``--help`` instead of the whole usage block; its sub-command parsers are of this class too."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bowlrp",
         description="Train Bag-of-Words / Fisher-vector image classifiers with kernel SVMs, and PyTorch networks "
                     "on the same data ('bowlrp dnn ...'), and explain both with Layer-wise Relevance Propagation: "
