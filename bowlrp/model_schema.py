@@ -5,7 +5,7 @@ short, a step of 0 or a bogus backend used to load and then predict NaN, zero ev
 score three classes, or turn every image into a "skipped" file, all with exit 0. Loading therefore
 checks the whole of ``model.json`` (types, ranges, known names, and that the training
 configuration agrees with the stages it made) and derives from it the exact shape of every array
-``arrays.npz`` must hold (:func:`bow_array_specs`); the arrays are then read against those shapes
+``arrays.npz`` must hold (:func:`check_bow_meta`); the arrays are then read against those shapes
 (:func:`bowlrp.persistence.read_declared_arrays`) and their values checked (:func:`check_bow_arrays`:
 finite, positive variances, priors summing to one). Every refusal is one line naming the file and
 the field.
@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .encoding.fisher import NORMALIZATIONS
+from .encoding.vocabulary import GMM_BACKENDS
 from .errors import ModelError
 from .features.dsift import BACKENDS as SIFT_BACKENDS
 from .features.dsift import DESCRIPTOR_SIZE, ORIENTATIONS
@@ -30,7 +31,6 @@ from .svm.kernels import KERNELS, KernelSum
 from .svm.metrics import AP_METHODS
 
 ENCODERS = ("fisher", "rankbow", "vq")
-GMM_BACKENDS = ("sklearn", "vlfeat")
 PRIOR_SUM_TOLERANCE = 1e-4  # float32 priors of a fitted GMM sum to one within ~1e-8
 _MISSING = object()
 
@@ -146,7 +146,7 @@ def _show(value: Any) -> str:
 
 @dataclass
 class BowLayout:
-    """What :func:`bow_array_specs` found: the arrays to read and what their values are checked for."""
+    """What :func:`check_bow_meta` found: the arrays to read and what their values are checked for."""
 
     specs: dict[str, ArraySpec]
     variances: list[str]        # GMM variances: > 0
@@ -167,7 +167,7 @@ def check_config(config: Field, defaults: dict) -> dict:
     read("encoder", lambda f: f.choice(ENCODERS))
     read("kernel", lambda f: f.choice(tuple(KERNELS)))
     read("n_words", lambda f: f.integer(minimum=1))
-    read("pca_dims", lambda f: None if f.is_null else f.integer(minimum=1, maximum=DESCRIPTOR_SIZE))
+    read("pca_dims", lambda f: None if f.is_null else f.integer(minimum=1))  # >= 128: no projection
     read("bin_sizes", lambda f: [item.integer(minimum=1) for item in f.items(min_length=1)])
     read("step", lambda f: f.integer(minimum=1))
     read("sift_backend", lambda f: f.choice(("auto", *SIFT_BACKENDS)))
@@ -358,7 +358,7 @@ def _check_classifier(classifier: Field, class_names: list[str], config: dict, b
         layout.nonnegative.append("classifier/support_vectors")
 
 
-def bow_array_specs(meta: dict, path: Path, config_defaults: dict) -> tuple[dict, BowLayout]:
+def check_bow_meta(meta: dict, path: Path, config_defaults: dict) -> tuple[dict, BowLayout]:
     """Check a BowModel's ``model.json`` (already parsed, at ``path``) and derive its arrays.
 
     Returns the checked configuration (absent fields filled from ``config_defaults``) and the

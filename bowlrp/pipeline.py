@@ -37,14 +37,12 @@ from .lrp.explain import BowLrp, explain_image
 from .lrp.rules import EncoderRule
 from .model import Model, require_cpu
 from .parallel import ItemResult, ParallelOptions, guarded, parallel_map
-from .model_schema import bow_array_specs, check_bow_arrays
+from .model_schema import ENCODERS, check_bow_arrays, check_bow_meta
 from .persistence import (ARRAYS_NPZ, MODEL_JSON, prefixed, read_declared_arrays, read_stage_meta, save_stages,
                           unprefixed)
 from .svm import KernelSum, OneVsRestSvm, make_kernel
 
 log = logging.getLogger(__name__)
-
-ENCODERS = ("fisher", "rankbow", "vq")
 
 
 @dataclass
@@ -428,7 +426,7 @@ class BowModel(Model):
         meta = read_stage_meta(directory)
         if meta.get("kind") != "bowlrp.BowModel":
             raise ModelError(f"{directory}: not a BoW/FV model (kind={meta.get('kind')!r})")
-        checked, layout = bow_array_specs(meta, directory / MODEL_JSON, PipelineConfig().to_json())
+        checked, layout = check_bow_meta(meta, directory / MODEL_JSON, PipelineConfig().to_json())
         arrays = read_declared_arrays(directory, meta, layout.specs)
         check_bow_arrays(arrays, layout, directory / ARRAYS_NPZ)
         config = PipelineConfig.from_json(checked)

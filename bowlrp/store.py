@@ -81,7 +81,7 @@ def lock_parts(folder: Path, out: Path) -> int:
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise BowlrpError(f"{out}: another run (pid {holder}) is writing this store; wait for it to end "
+            raise BowlrpError(f"{out}: another run (pid {holder}) is writing it; wait for that run to end "
                               "or stop it") from None
         try:
             current = os.stat(path)
@@ -137,7 +137,10 @@ class SplitParts:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown; the process' end releases the lock anyway
+            pass
 
     def remove(self) -> None:
         """Delete the parts folder once its work is in the run's output, then release the lock.
