@@ -175,6 +175,9 @@ class ParallelOptions:
             raise BowlrpError(f"n_jobs must be a positive worker count or -1 (every core), got {self.n_jobs}")
 
 
+_WARNED: set[tuple[int, int]] = set()
+
+
 @dataclass(frozen=True)
 class WorkerPlan:
     """How many workers :func:`parallel_map` starts, and the BLAS/OpenMP threads each may use.
@@ -203,7 +206,8 @@ def worker_plan(n_jobs: int, n_items: int, backend: str = "loky") -> WorkerPlan:
     else:
         asked = cores if n_jobs == -1 else n_jobs
     by_cores = min(asked, cores)
-    if n_jobs > cores:
+    if n_jobs > cores and (n_jobs, cores) not in _WARNED:
+        _WARNED.add((n_jobs, cores))  # once, not at every stage of a command
         log.warning("--n-jobs %d capped at the machine's %d core(s)", n_jobs, cores)
     if by_cores == 1:
         return WorkerPlan(1)

@@ -16,6 +16,7 @@ from bowlrp.parallel import ItemResult, ParallelOptions, WorkerPlan, parallel_ma
 @pytest.fixture
 def sixteen_cores(monkeypatch):
     monkeypatch.setattr(parallel.joblib, "cpu_count", lambda *a, **k: 16)
+    monkeypatch.setattr(parallel, "_WARNED", set())
 
 
 def test_pools_are_capped_at_cores_and_items(sixteen_cores, caplog):
@@ -24,6 +25,9 @@ def test_pools_are_capped_at_cores_and_items(sixteen_cores, caplog):
         assert worker_plan(1000, 2) == WorkerPlan(2, 1)
     assert any("capped at the machine's 16 core(s)" in r.getMessage() and r.levelno == logging.WARNING
                for r in caplog.records)
+    caplog.clear()
+    worker_plan(1000, 2)
+    assert not caplog.records  # said once per process, not at every stage of a command
     assert worker_plan(4, 100) == WorkerPlan(4)          # nothing to cap: joblib's own thread rule
     assert worker_plan(-1, 100) == WorkerPlan(16)
     assert worker_plan(4, 3) == WorkerPlan(3, 4)          # threads of the 4-worker pool asked for
