@@ -229,6 +229,52 @@ class ParallelOptions:
             raise BowlrpError(f"n_jobs must be a positive worker count or -1 (every core), got {self.n_jobs}")
 
 
+_WARNED: set[tuple[int, int]] = set()
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many workers :func:`parallel_map` starts, and the BLAS/OpenMP threads each may use.
+
+    ``workers == 1`` means the items run in this process. ``inner_threads`` is None where joblib's
+    own rule (its cores over the pool size) gives what an uncapped pool would have had.
+    """
+
+    workers: int
+    inner_threads: int | None = None
+
+
+def worker_plan(n_jobs: int, n_items: int, backend: str = "loky") -> WorkerPlan:
+    """The pool for ``n_jobs`` (-1: every core) over ``n_items``: at most the machine's cores and the items.
+
+    A pool never grows past what it can use: ``--n-jobs 1000`` on two images once started 162
+    processes. Capping it at the items must not change results, so two things stay what the
+    machine and ``n_jobs`` alone decide: whether items go to workers at all (one pending item of a
+    resumed run still goes to a worker, never to this process, whose BLAS runs on other threads),
+    and the threads each worker gets (joblib would give a smaller pool more). A cap at the cores is
+    logged as a warning (the request cannot be met), a cap at the items as information.
+    """
+    cores = max(1, joblib.cpu_count())
+    if backend == "dask":
+        asked = n_jobs if n_jobs > 0 else 2  # a local cluster's size; a scheduler's own workers are its business
+    else:
+        asked = cores if n_jobs == -1 else n_jobs
+    by_cores = min(asked, cores)
+    if n_jobs > cores and (n_jobs, cores) not in _WARNED:
+        _WARNED.add((n_jobs, cores))  # once, not at every stage of a command
+        log.warning("--n-jobs %d capped at the machine's %d core(s)", n_jobs, cores)
+    if by_cores == 1:
+        return WorkerPlan(1)
+    if backend == "dask":
+        return WorkerPlan(max(1, min(by_cores, n_items)))
+    # two at least: joblib runs a pool of one in this process
+    workers = max(2, min(by_cores, n_items))
+    if workers == by_cores:
+        return WorkerPlan(workers)
+    log.info("%d worker(s) for %d item(s) (n_jobs %d)", workers, n_items, n_jobs)
+    return WorkerPlan(workers, max(cores // by_cores, 1) if backend == "loky" else None)
+
+
 def parallel_map(
     func: Callable[..., ItemResult],
     items: Sequence[Any],
@@ -243,6 +289,7 @@ def parallel_map(
     """
     options = options or ParallelOptions()
     n_jobs, backend = options.n_jobs, options.backend
+    plan = worker_plan(n_jobs, len(items), backend)
     bar = tqdm(total=len(items), desc=desc, disable=not options.progress or not sys.stderr.isatty(),
                unit="img", leave=False)
     results: list[ItemResult] = []
@@ -250,7 +297,7 @@ def parallel_map(
         # workers asked for: even a single item goes to a worker, whose BLAS runs on the threads a worker
         # gets, so a result never depends on how many items were pending (a resumed run has fewer; the
         # last digits of multi-threaded BLAS reductions would differ in this process)
-        if backend != "dask" and (n_jobs == 1 or not items):
+        if backend != "dask" and (plan.workers == 1 or not items):
             for item in items:
                 results.append(func(*args_of(item)))
                 bar.update()
@@ -259,14 +306,15 @@ def parallel_map(
         worker = _LeavesWithParent(func, os.getpid()) if backend == "loky" else func
         calls: Iterable = (joblib.delayed(worker)(*args_of(item)) for item in items)
         if backend == "dask":
-            with _dask_backend(options.scheduler, n_jobs if n_jobs > 0 else 2):
+            with _dask_backend(options.scheduler, plan.workers):
                 for res in joblib.Parallel(n_jobs=-1, return_as="generator")(calls):
                     results.append(res)
                     bar.update()
         else:
-            for res in joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator")(calls):
-                results.append(res)
-                bar.update()
+            with joblib.parallel_config(backend=backend, inner_max_num_threads=plan.inner_threads):
+                for res in joblib.Parallel(n_jobs=plan.workers, return_as="generator")(calls):
+                    results.append(res)
+                    bar.update()
         return results
     finally:
         bar.close()

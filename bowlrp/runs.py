@@ -136,11 +136,11 @@ def explain_split(model: Model, samples: Sequence[Sample], class_name: str, out:
     model.class_index(class_name)
     skips = skips if skips is not None else SkipLog()
     settings = run_settings(model, class_name, method.settings(), samples, extra_settings)
-    parts = SplitParts(out, len(samples), settings)
-    todo = parts.pending()
-    log.info("explaining %s on %d image(s), %d kept from an interrupted run", class_name, len(todo),
-             len(samples) - len(todo))
-    results = run_pending(parts, todo, samples, _explain_worker, (model, class_name, method), skips, parallel,
-                          f"explaining {class_name}")
-    parts.assemble(skips.as_list())
+    with SplitParts(out, len(samples), settings) as parts:  # a second run on ``out`` refuses here
+        todo = parts.pending()
+        log.info("explaining %s on %d image(s), %d kept from an interrupted run", class_name, len(todo),
+                 len(samples) - len(todo))
+        results = run_pending(parts, todo, samples, _explain_worker, (model, class_name, method), skips, parallel,
+                              f"explaining {class_name}")
+        parts.assemble(skips.as_list())
     return StoreSummary(Path(out), sum(r.ok for r in results), len(samples) - len(todo), skips.as_list())

@@ -16,10 +16,23 @@ def csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def n_jobs_arg(text: str) -> int:
+    """``--n-jobs``: a positive worker count or -1 (every core); anything else is a usage error (exit 2),
+    raised while the arguments are parsed, so nothing has been written yet."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a worker count, got {text!r}") from None
+    if value == 0 or value < -1:
+        raise argparse.ArgumentTypeError(f"must be a positive worker count or -1 (every core), got {value}")
+    return value
+
+
 def add_parallel(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("parallel work")
-    group.add_argument("--n-jobs", type=int, default=1, metavar="N",
-                       help="worker processes for feature extraction (default 1; -1 = all cores)")
+    group.add_argument("--n-jobs", type=n_jobs_arg, default=1, metavar="N",
+                       help="worker processes for feature extraction (default 1; -1 = all cores; at most the "
+                            "machine's cores and the number of images)")
     group.add_argument("--backend", choices=BACKENDS, default="loky",
                        help="joblib backend; 'dask' runs on a Dask cluster (default loky)")
     group.add_argument("--scheduler", metavar="ADDRESS",

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..study import run_study
 from ..study.plan import SIZES
 from ..study.report import REPORT_DIR, build_report
-from .common import csv_list
+from .common import csv_list, n_jobs_arg
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     study.add_argument("--overwrite", action="store_true",
                        help="continue a study folder made with other data or settings: the steps whose inputs "
                             "changed run again, the others are kept")
-    study.add_argument("--n-jobs", type=int, default=None, metavar="N",
+    study.add_argument("--n-jobs", type=n_jobs_arg, default=None, metavar="N",
                        help="worker processes (default: the machine's cores, at most 4)")
     study.add_argument("--no-progress", action="store_true", help="no progress bars inside the steps")
     study.set_defaults(handler=run_study_command, outputs={"out": "folder"})
