@@ -42,14 +42,13 @@ import json
 import logging
 import os
 import shutil
-from hashlib import sha256
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from .errors import BowlrpError
-from .persistence import atomic_write_bytes, atomic_write_json, npz_bytes
+from .persistence import atomic_write_bytes, atomic_write_json, file_sha256, npz_bytes
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ class SplitParts:
         self._lock = lock_parts(self.folder, self.out)
         try:
             settings_file = self.folder / "settings.json"
-            if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
+            if settings_file.is_file() and _read_settings(settings_file) != settings:
                 raise BowlrpError(f"{self.folder} holds an interrupted run with other settings or another model; "
                                   "finish it with those settings or delete the folder")
             atomic_write_json(settings_file, settings)
@@ -186,16 +185,20 @@ class SplitParts:
         self.remove()
 
 
+def _read_settings(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BowlrpError(f"{path}: unreadable record of an interrupted run ({exc}); delete {path.parent} to "
+                          "start again") from None
+
+
 def image_digest(path: str | Path) -> str:
     """SHA-256 (hex) of an image file's bytes; "" when it cannot be read (its work will be a skip)."""
-    digest = sha256()
     try:
-        with open(path, "rb") as fh:
-            for piece in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(piece)
+        return file_sha256(path)
     except OSError:
         return ""
-    return digest.hexdigest()
 
 
 def part_is_current(part: Path) -> bool:

@@ -92,6 +92,10 @@ USAGE_CASES = [
     Case("watermark dilate negative", _watermark("--dilate", "-1"), USAGE, "--dilate"),
     Case("watermark n-images 0", _watermark("--n-images", "0"), USAGE, "--n-images"),
     Case("synth seed negative", ("data", "synth-voc", "--out", "{out}", "--seed", "-1"), USAGE, "--seed"),
+    Case("study seed negative", ("study", "--data", "{data}", "--out", "{out}", "--seed", "-1"), USAGE, "--seed"),
+    Case("demo seed negative", ("demo", "--out", "{out}", "--seed", "-1"), USAGE, "--seed"),
+    Case("n-jobs 0", ("explain", "--model", "{model}", "--class", "horse", "--data", "{data}", "--store", "{out}",
+                      "--n-jobs", "0"), USAGE, "--n-jobs"),
     Case("unknown command", ("nonsense",), USAGE, "nonsense"),
     Case("missing required", ("train", "--data", "{data}"), USAGE, "--out"),
 ]
@@ -143,6 +147,7 @@ def _text(model: Path) -> None:
 
 
 def _edit_json(change: Callable[[dict], object]) -> Callable[[Path], None]:
+    """A damage that writes ``change(meta)`` as the model.json (the changed ``meta`` itself if that is None)."""
     def damage(model: Path) -> None:
         meta = json.loads((model / "model.json").read_text())
         replaced = change(meta)
@@ -150,12 +155,18 @@ def _edit_json(change: Callable[[dict], object]) -> Callable[[Path], None]:
     return damage
 
 
+def _drop(key: str) -> Callable[[dict], None]:
+    def change(meta: dict) -> None:
+        del meta[key]
+    return change
+
+
 DAMAGED_MODELS: dict[str, Callable[[Path], None]] = {
     "truncated-npz": _truncate,
     "empty-npz": _empty,
     "bit-flipped-npz": _flip,
     "text-as-npz": _text,
-    "json-without-blocks": _edit_json(lambda meta: meta.pop("blocks")),
+    "json-without-blocks": _edit_json(_drop("blocks")),
     "json-config-a-list": _edit_json(lambda meta: meta.update(config=[1, 2])),
     "json-sift-a-string": _edit_json(lambda meta: meta.update(sift="dense")),
     "json-block-without-fields": _edit_json(lambda meta: meta.update(blocks=[{"scales": [4]}])),

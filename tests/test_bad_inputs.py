@@ -66,3 +66,19 @@ def test_a_closed_pipe_ends_quietly(small_toyvoc):
     finally:
         os.close(write)
     assert done.stderr == "" and done.returncode == 141
+
+
+@pytest.mark.parametrize("error", [KeyError("weights"), AttributeError("'list' object has no attribute 'get'"),
+                                   EOFError("No data left in file")])
+def test_what_a_family_loader_raises_on_a_damaged_file_is_one_line(error, tmp_path, capsys):
+    """Any family, also one defined outside the package: a loader that trips over a damaged file ends in
+    one line naming the model directory (``--debug`` still shows where it tripped)."""
+    from test_model_interface import stub_family
+
+    def trips(directory, device):
+        raise error
+
+    for model in stub_family(tmp_path / "model", "tripping", {"format": "tripping"}, trips):
+        code, _, err = run_cli(["predict", "--model", str(model), str(tmp_path / "x.jpg")], capsys)
+        assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert err.startswith(f"bowlrp: error: {model}: damaged tripping model files") and type(error).__name__ in err

@@ -10,6 +10,7 @@ from PIL import Image
 
 from bowlrp.data import load_image, open_dataset
 from bowlrp.data.dataset import Sample
+from bowlrp.errors import BowlrpError
 from bowlrp.model import load_model
 from bowlrp.parallel import ParallelOptions
 from bowlrp.runs import explain_split
@@ -72,3 +73,13 @@ def test_an_image_gone_since_its_part_leaves_no_stale_map(tiny_fv_model, bmp_sam
     assert [entry["file"] for entry in summary.skipped] == [str(bmp_samples[2].path)]
     with RelevanceStore(out) as store:
         assert store.ids == [s.image_id for s in bmp_samples[:2]]
+
+
+def test_an_unreadable_record_of_an_interrupted_run_is_one_line(tiny_fv_model, bmp_samples, tmp_path):
+    model = load_model(tiny_fv_model)
+    parts = tmp_path / "s.h5.parts"
+    parts.mkdir()
+    (parts / "settings.json").write_text('{"class_name": "hor')  # cut short
+    with pytest.raises(BowlrpError, match=r"s\.h5\.parts/settings\.json: unreadable record of an interrupted run"):
+        explain_split(model, bmp_samples, "horse", tmp_path / "s.h5", model.explanation_method(),
+                      parallel=ParallelOptions(progress=False))

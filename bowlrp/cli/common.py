@@ -19,13 +19,7 @@ def csv_list(text: str) -> list[str]:
 def n_jobs_arg(text: str) -> int:
     """``--n-jobs``: a positive worker count or -1 (every core); anything else is a usage error (exit 2),
     raised while the arguments are parsed, so nothing has been written yet."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a worker count, got {text!r}") from None
-    if value == 0 or value < -1:
-        raise argparse.ArgumentTypeError(f"must be a positive worker count or -1 (every core), got {value}")
-    return value
+    return _parsed(text, int, "a positive worker count or -1 (every core)", lambda v: v >= 1 or v == -1)
 
 
 def add_parallel(parser: argparse.ArgumentParser) -> None:
