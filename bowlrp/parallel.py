@@ -3,13 +3,20 @@
 Workers never raise for a bad item: the mapped function returns an :class:`ItemResult` that is
 either a value or a one-line skip reason, so a 5,000-image run survives one broken file and the
 caller can count and name what was left out.
+
+Worker processes leave with the process that started them: each watches its parent and exits
+within :data:`PARENT_POLL_S` seconds of its death (:func:`exit_with_parent`). Killed runs used to
+leave loky workers behind for many minutes, writing part files nobody would assemble.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
+import os
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +35,8 @@ BACKENDS = ("loky", "threading", "dask")
 T = TypeVar("T")
 CHUNK_SPREAD = 16      # row ranges enough to keep this many threads busy, when there are rows enough
 MIN_CHUNK_ROWS = 1024  # ... but no range shorter than this only to spread the work
+PARENT_POLL_S = 0.2    # how often a worker process looks whether its parent is still there
+EXIT_ORPHANED = 70     # a worker's exit status when it leaves because its parent died
 
 
 @cache
@@ -121,6 +130,51 @@ def guarded(func: Callable[..., Any], item: str, *args: Any, **kwargs: Any) -> I
         raise
     except Exception as exc:  # one bad image must not end a dataset run
         return ItemResult(item, skip_reason=f"{type(exc).__name__}: {exc}")
+
+
+_watched_parents: set[int] = set()
+_watch_lock = threading.Lock()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(EXIT_ORPHANED)  # no clean-up: the run it worked for is gone, and its parts stay resumable
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a worker process that ``parent`` (a pid) started: exit at once if ``parent`` is gone, and
+    start a daemon thread that ends this process within :data:`PARENT_POLL_S` seconds of its death,
+    even while an item is running or the worker waits for the next one. Nothing happens in
+    ``parent`` itself.
+
+    Only for pools whose workers are the parent's own children (loky): a parent's death re-parents
+    them, which ``os.getppid()`` shows. Polling it rather than Linux's ``PR_SET_PDEATHSIG``: that
+    signal follows the death of the *thread* that started the worker, and loky starts workers from
+    its manager thread, which may end while the process lives on.
+    """
+    if os.getpid() == parent or parent in _watched_parents:
+        return
+    with _watch_lock:
+        if parent in _watched_parents:
+            return
+        if os.getppid() != parent:  # gone before this worker's first item
+            os._exit(EXIT_ORPHANED)
+        _watched_parents.add(parent)
+        threading.Thread(target=_watch_parent, args=(parent,), name="bowlrp-parent-watch", daemon=True).start()
+
+
+@dataclass(frozen=True)
+class _LeavesWithParent:
+    """``func`` for a loky worker process, which exits when the process mapping the items dies
+    (:func:`exit_with_parent`)."""
+
+    func: Callable[..., Any]
+    parent: int
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        exit_with_parent(self.parent)
+        return self.func(*args, **kwargs)
 
 
 @contextlib.contextmanager
@@ -248,7 +302,9 @@ def parallel_map(
                 results.append(func(*args_of(item)))
                 bar.update()
             return results
-        calls: Iterable = (joblib.delayed(func)(*args_of(item)) for item in items)
+        # loky's workers are this process' children: they leave with it (Dask's have a cluster to mind them)
+        worker = _LeavesWithParent(func, os.getpid()) if backend == "loky" else func
+        calls: Iterable = (joblib.delayed(worker)(*args_of(item)) for item in items)
         if backend == "dask":
             with _dask_backend(options.scheduler, plan.workers):
                 for res in joblib.Parallel(n_jobs=-1, return_as="generator")(calls):

@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, OutputError
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
@@ -46,20 +46,76 @@ ARRAYS_DIGEST = "arrays_sha256"  # the model.json field tying it to its arrays.n
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The file gets the permissions ``open(path, "wb")`` would give it: an existing file's mode, else
+    0666 less the umask (``tempfile.mkstemp`` made every file 0600). A file that cannot be written
+    is an :class:`~bowlrp.errors.OutputError` naming ``path`` (not the temporary file).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create its folder {path.parent} ({exc.strerror or exc})") from None
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder, not a file")
+    tmp = None
+    try:
+        fd, tmp = _create_temporary(path)
         with os.fdopen(fd, "wb") as fh:
+            try:
+                os.fchmod(fh.fileno(), os.stat(path).st_mode & 0o7777)  # replacing a file keeps its mode
+            except FileNotFoundError:
+                pass
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new, empty ``.<name>.<random>.tmp`` beside ``path``, opened for writing, created with mode 0666
+    so that the umask applies as it does for ``open``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
+    """Refuse now an output that could not be written later (before the training, not after it).
+
+    ``path`` is a file to write (``folder=False``) or a folder to write into. Refused, with an
+    :class:`~bowlrp.errors.OutputError` naming ``path``: a folder where a file must go or the
+    reverse, a file on the way to it, and a place where no file can be created (tried for real,
+    with a file created and removed at once, so permissions, read-only mounts and ACLs all count).
+    """
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder")
+    if not folder and path.is_dir():
+        raise OutputError(f"{path}: is a folder, not a file")
+    existing = path if folder else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{path}: {existing} is a file, not a folder")
+    try:
+        fd, probe = _create_temporary(existing / ".bowlrp-write-test")
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write in {existing} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

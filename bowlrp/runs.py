@@ -20,7 +20,7 @@ from .errors import BowlrpError, SkipLog
 from .explanation import Explanation, write_outputs
 from .model import ExplanationMethod, Model
 from .parallel import ItemResult, ParallelOptions, guarded, parallel_map
-from .store import SplitParts, write_part
+from .store import SplitParts, image_digest, write_part
 from .svm.metrics import evaluation_summary
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,9 @@ def run_settings(model: Model, class_name: str, settings: dict, samples: Sequenc
 def _explain_worker(index: int, image_id: str, path: str, model: Model, class_name: str,
                     method: ExplanationMethod, parts: str) -> ItemResult:
     def explain_one() -> None:
+        digest = image_digest(path)  # before reading it: a file changed meanwhile is done again on resumption
         explanation = model.explain(load_image(path), class_name, method)
-        write_part(parts, index, explanation.arrays(), image_id, path)
+        write_part(parts, index, explanation.arrays(), image_id, path, digest)
 
     return guarded(explain_one, str(path))
 

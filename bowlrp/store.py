@@ -29,11 +29,17 @@ Store layout (read it with :class:`RelevanceStore`)::
         descriptor_relevance   (N,) float32
         descriptor_frames      (N, 4) float32 (x, y, bin size, angle)
     /skipped               (m,) UTF-8 JSON strings {"file", "reason"}
+
+Each part also records the SHA-256 of its image file's bytes as they were when its work began
+(``image_sha256``); a re-run does an image again when its file has changed since or is gone, so a
+store never holds the map of an image's old contents under its id. (Size and modification time
+would miss an edit that keeps both.)
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -42,8 +48,11 @@ from typing import Iterator
 import numpy as np
 
 from .errors import BowlrpError
-from .persistence import atomic_write_bytes, atomic_write_json, npz_bytes
+from .persistence import atomic_write_bytes, atomic_write_json, file_sha256, npz_bytes
 
+log = logging.getLogger(__name__)
+
+IMAGE_DIGEST = "image_sha256"  # a part's record of its image file's contents
 STORE_FORMAT = "bowlrp.relevance"
 STORE_VERSION = 2  # 2: attributes hold only the settings the method used (1: rule/eps/alpha/bias/depth always)
 _PART_DIGITS = 6
@@ -116,7 +125,7 @@ class SplitParts:
         self._lock = lock_parts(self.folder, self.out)
         try:
             settings_file = self.folder / "settings.json"
-            if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
+            if settings_file.is_file() and _read_settings(settings_file) != settings:
                 raise BowlrpError(f"{self.folder} holds an interrupted run with other settings or another model; "
                                   "finish it with those settings or delete the folder")
             atomic_write_json(settings_file, settings)
@@ -164,7 +173,7 @@ class SplitParts:
 
     def pending(self) -> list[int]:
         """Positions of the images without a finished part, in split order."""
-        return [i for i in range(self.n) if not (self.folder / part_name(i)).is_file()]
+        return [i for i in range(self.n) if not part_is_current(self.folder / part_name(i))]
 
     def write(self, index: int, arrays: dict[str, np.ndarray], image_id: str, path: str | Path) -> None:
         """Store one image's ``.npz`` contract (plus its id and path) as part ``index``, atomically."""
@@ -176,9 +185,49 @@ class SplitParts:
         self.remove()
 
 
-def write_part(folder: str | Path, index: int, arrays: dict[str, np.ndarray], image_id: str, path: str | Path) -> None:
-    """:meth:`SplitParts.write` for worker processes, which get the folder rather than the object."""
-    arrays = dict(arrays, image_id=np.array(image_id), path=np.array(str(path)))
+def _read_settings(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BowlrpError(f"{path}: unreadable record of an interrupted run ({exc}); delete {path.parent} to "
+                          "start again") from None
+
+
+def image_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of an image file's bytes; "" when it cannot be read (its work will be a skip)."""
+    try:
+        return file_sha256(path)
+    except OSError:
+        return ""
+
+
+def part_is_current(part: Path) -> bool:
+    """Whether ``part`` exists and was made from its image file as the file is now. A part of a
+    changed, vanished or unreadable image, or one that cannot itself be read, is deleted (so that
+    neither it nor a later skip of its image leaves stale maps in the store) and False returned."""
+    if not part.is_file():
+        return False
+    try:
+        with np.load(part, allow_pickle=False) as npz:
+            path, recorded = str(npz["path"]), str(npz[IMAGE_DIGEST])
+    except Exception:  # any part that cannot be read (or has no digest) is simply done again
+        recorded = ""
+    if recorded and recorded == image_digest(path):
+        return True
+    log.info("%s: its image changed since it was written, or it is unreadable; doing it again", part)
+    part.unlink(missing_ok=True)
+    return False
+
+
+def write_part(folder: str | Path, index: int, arrays: dict[str, np.ndarray], image_id: str, path: str | Path,
+               digest: str | None = None) -> None:
+    """:meth:`SplitParts.write` for worker processes, which get the folder rather than the object.
+
+    ``digest`` is the image file's :func:`image_digest` taken *before* the image was read (a file that
+    changes while it is worked on is then done again on resumption); by default it is taken now.
+    """
+    digest = image_digest(path) if digest is None else digest
+    arrays = dict(arrays, image_id=np.array(image_id), path=np.array(str(path)), **{IMAGE_DIGEST: np.array(digest)})
     atomic_write_bytes(Path(folder) / part_name(index), npz_bytes(arrays))
 
 

@@ -26,7 +26,7 @@ from ..model import Model
 from ..parallel import ItemResult, ParallelOptions, guarded
 from ..persistence import atomic_write_json
 from ..runs import run_pending, run_settings
-from ..store import SplitParts, part_name, write_part
+from ..store import SplitParts, image_digest, part_name, write_part
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,9 @@ def summarise(per_image: dict[str, np.ndarray]) -> dict[str, Any]:
 def _image_worker(index: int, image_id: str, path: str, model: Model, class_name: str, source: CurveSource,
                   parts: str) -> ItemResult:
     def one() -> None:
+        digest = image_digest(path)  # before reading it (see bowlrp.store.write_part)
         curves = source.image_curves(model, load_image(path), class_name, index)
-        write_part(parts, index, {f"curve/{name}": c for name, c in curves.items()}, image_id, path)
+        write_part(parts, index, {f"curve/{name}": c for name, c in curves.items()}, image_id, path, digest)
 
     return guarded(one, str(path))
 
