@@ -25,6 +25,10 @@ class ModelError(BowlrpError):
     """A model directory that is missing, incomplete or of an unknown format version."""
 
 
+class OutputError(BowlrpError):
+    """An output file or folder that cannot be written: no permission, a file where a folder must be, a full disk."""
+
+
 @dataclass
 class SkipLog:
     """Ledger of items left out of a run, each with the reason.

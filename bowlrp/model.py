@@ -23,6 +23,8 @@ import hashlib
 import importlib
 import inspect
 import json
+import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,7 +203,17 @@ def load_model(directory: str | Path, device: str | None = None) -> Model:
     meta = read_model_json(directory)
     for family in _FAMILIES.values():
         if family.recognises(meta):
-            model = family.load(directory, device)
+            try:
+                model = family.load(directory, device)
+            except (BowlrpError, MemoryError, ImportError):
+                raise
+            except (ArithmeticError, AttributeError, EOFError, KeyError, LookupError, OSError, RuntimeError,
+                    TypeError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+                # what reading a damaged or hand-edited file raises deep in a loader (a JSON field of the
+                # wrong type, a cut or bit-flipped archive): one line naming the model, not KeyError: 'blocks'
+                detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+                raise ModelError(f"{directory}: damaged {family.name} model files, or not written by bowlrp "
+                                 f"({detail})") from exc
             model.source = directory
             return model
     raise ModelError(f"{directory / MODEL_JSON}: not a model of a known family ({', '.join(_FAMILIES)})")

@@ -3,13 +3,20 @@
 Workers never raise for a bad item: the mapped function returns an :class:`ItemResult` that is
 either a value or a one-line skip reason, so a 5,000-image run survives one broken file and the
 caller can count and name what was left out.
+
+Worker processes leave with the process that started them: each watches its parent and exits
+within :data:`PARENT_POLL_S` seconds of its death (:func:`exit_with_parent`). Killed runs used to
+leave loky workers behind for many minutes, writing part files nobody would assemble.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
+import os
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +35,8 @@ BACKENDS = ("loky", "threading", "dask")
 T = TypeVar("T")
 CHUNK_SPREAD = 16      # row ranges enough to keep this many threads busy, when there are rows enough
 MIN_CHUNK_ROWS = 1024  # ... but no range shorter than this only to spread the work
+PARENT_POLL_S = 0.2    # how often a worker process looks whether its parent is still there
+EXIT_ORPHANED = 70     # a worker's exit status when it leaves because its parent died
 
 
 @cache
@@ -123,6 +132,51 @@ def guarded(func: Callable[..., Any], item: str, *args: Any, **kwargs: Any) -> I
         return ItemResult(item, skip_reason=f"{type(exc).__name__}: {exc}")
 
 
+_watched_parents: set[int] = set()
+_watch_lock = threading.Lock()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(EXIT_ORPHANED)  # no clean-up: the run it worked for is gone, and its parts stay resumable
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a worker process that ``parent`` (a pid) started: exit at once if ``parent`` is gone, and
+    start a daemon thread that ends this process within :data:`PARENT_POLL_S` seconds of its death,
+    even while an item is running or the worker waits for the next one. Nothing happens in
+    ``parent`` itself.
+
+    Only for pools whose workers are the parent's own children (loky): a parent's death re-parents
+    them, which ``os.getppid()`` shows. Polling it rather than Linux's ``PR_SET_PDEATHSIG``: that
+    signal follows the death of the *thread* that started the worker, and loky starts workers from
+    its manager thread, which may end while the process lives on.
+    """
+    if os.getpid() == parent or parent in _watched_parents:
+        return
+    with _watch_lock:
+        if parent in _watched_parents:
+            return
+        if os.getppid() != parent:  # gone before this worker's first item
+            os._exit(EXIT_ORPHANED)
+        _watched_parents.add(parent)
+        threading.Thread(target=_watch_parent, args=(parent,), name="bowlrp-parent-watch", daemon=True).start()
+
+
+@dataclass(frozen=True)
+class _LeavesWithParent:
+    """``func`` for a loky worker process, which exits when the process mapping the items dies
+    (:func:`exit_with_parent`)."""
+
+    func: Callable[..., Any]
+    parent: int
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        exit_with_parent(self.parent)
+        return self.func(*args, **kwargs)
+
+
 @contextlib.contextmanager
 def _dask_backend(scheduler: str | None, n_workers: int) -> Iterator[None]:
     try:
@@ -175,6 +229,52 @@ class ParallelOptions:
             raise BowlrpError(f"n_jobs must be a positive worker count or -1 (every core), got {self.n_jobs}")
 
 
+_WARNED: set[tuple[int, int]] = set()
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many workers :func:`parallel_map` starts, and the BLAS/OpenMP threads each may use.
+
+    ``workers == 1`` means the items run in this process. ``inner_threads`` is None where joblib's
+    own rule (its cores over the pool size) gives what an uncapped pool would have had.
+    """
+
+    workers: int
+    inner_threads: int | None = None
+
+
+def worker_plan(n_jobs: int, n_items: int, backend: str = "loky") -> WorkerPlan:
+    """The pool for ``n_jobs`` (-1: every core) over ``n_items``: at most the machine's cores and the items.
+
+    A pool never grows past what it can use: ``--n-jobs 1000`` on two images once started 162
+    processes. Capping it at the items must not change results, so two things stay what the
+    machine and ``n_jobs`` alone decide: whether items go to workers at all (one pending item of a
+    resumed run still goes to a worker, never to this process, whose BLAS runs on other threads),
+    and the threads each worker gets (joblib would give a smaller pool more). A cap at the cores is
+    logged as a warning (the request cannot be met), a cap at the items as information.
+    """
+    cores = max(1, joblib.cpu_count())
+    if backend == "dask":
+        asked = n_jobs if n_jobs > 0 else 2  # a local cluster's size; a scheduler's own workers are its business
+    else:
+        asked = cores if n_jobs == -1 else n_jobs
+    by_cores = min(asked, cores)
+    if n_jobs > cores and (n_jobs, cores) not in _WARNED:
+        _WARNED.add((n_jobs, cores))  # once, not at every stage of a command
+        log.warning("--n-jobs %d capped at the machine's %d core(s)", n_jobs, cores)
+    if by_cores == 1:
+        return WorkerPlan(1)
+    if backend == "dask":
+        return WorkerPlan(max(1, min(by_cores, n_items)))
+    # two at least: joblib runs a pool of one in this process
+    workers = max(2, min(by_cores, n_items))
+    if workers == by_cores:
+        return WorkerPlan(workers)
+    log.info("%d worker(s) for %d item(s) (n_jobs %d)", workers, n_items, n_jobs)
+    return WorkerPlan(workers, max(cores // by_cores, 1) if backend == "loky" else None)
+
+
 def parallel_map(
     func: Callable[..., ItemResult],
     items: Sequence[Any],
@@ -189,6 +289,7 @@ def parallel_map(
     """
     options = options or ParallelOptions()
     n_jobs, backend = options.n_jobs, options.backend
+    plan = worker_plan(n_jobs, len(items), backend)
     bar = tqdm(total=len(items), desc=desc, disable=not options.progress or not sys.stderr.isatty(),
                unit="img", leave=False)
     results: list[ItemResult] = []
@@ -196,21 +297,24 @@ def parallel_map(
         # workers asked for: even a single item goes to a worker, whose BLAS runs on the threads a worker
         # gets, so a result never depends on how many items were pending (a resumed run has fewer; the
         # last digits of multi-threaded BLAS reductions would differ in this process)
-        if backend != "dask" and (n_jobs == 1 or not items):
+        if backend != "dask" and (plan.workers == 1 or not items):
             for item in items:
                 results.append(func(*args_of(item)))
                 bar.update()
             return results
-        calls: Iterable = (joblib.delayed(func)(*args_of(item)) for item in items)
+        # loky's workers are this process' children: they leave with it (Dask's have a cluster to mind them)
+        worker = _LeavesWithParent(func, os.getpid()) if backend == "loky" else func
+        calls: Iterable = (joblib.delayed(worker)(*args_of(item)) for item in items)
         if backend == "dask":
-            with _dask_backend(options.scheduler, n_jobs if n_jobs > 0 else 2):
+            with _dask_backend(options.scheduler, plan.workers):
                 for res in joblib.Parallel(n_jobs=-1, return_as="generator")(calls):
                     results.append(res)
                     bar.update()
         else:
-            for res in joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator")(calls):
-                results.append(res)
-                bar.update()
+            with joblib.parallel_config(backend=backend, inner_max_num_threads=plan.inner_threads):
+                for res in joblib.Parallel(n_jobs=plan.workers, return_as="generator")(calls):
+                    results.append(res)
+                    bar.update()
         return results
     finally:
         bar.close()

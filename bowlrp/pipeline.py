@@ -37,12 +37,12 @@ from .lrp.explain import BowLrp, explain_image
 from .lrp.rules import EncoderRule
 from .model import Model, require_cpu
 from .parallel import ItemResult, ParallelOptions, guarded, parallel_map
-from .persistence import ARRAYS_NPZ, MODEL_JSON, load_stages, prefixed, save_stages, unprefixed
+from .model_schema import ENCODERS, check_bow_arrays, check_bow_meta
+from .persistence import (ARRAYS_NPZ, MODEL_JSON, prefixed, read_declared_arrays, read_stage_meta, save_stages,
+                          unprefixed)
 from .svm import KernelSum, OneVsRestSvm, make_kernel
 
 log = logging.getLogger(__name__)
-
-ENCODERS = ("fisher", "rankbow", "vq")
 
 
 @dataclass
@@ -420,11 +420,21 @@ class BowModel(Model):
 
     @classmethod
     def load(cls, directory: str | Path) -> "BowModel":
-        meta, arrays = load_stages(directory)
+        """The model saved in ``directory``, every field of ``model.json`` and every array checked first
+        (:mod:`bowlrp.model_schema`): a model that loads predicts with what it says it holds."""
+        directory = Path(directory)
+        meta = read_stage_meta(directory)
         if meta.get("kind") != "bowlrp.BowModel":
             raise ModelError(f"{directory}: not a BoW/FV model (kind={meta.get('kind')!r})")
-        config = PipelineConfig.from_json(meta["config"])
+        checked, layout = check_bow_meta(meta, directory / MODEL_JSON, PipelineConfig().to_json())
+        arrays = read_declared_arrays(directory, meta, layout.specs)
+        check_bow_arrays(arrays, layout, directory / ARRAYS_NPZ)
+        config = PipelineConfig.from_json(checked)
         sift = DenseSift.from_state(meta["sift"], unprefixed("sift", arrays))
+        try:
+            sift.fit()  # resolves the stored backend now: one line here, not one skip per image later
+        except BowlrpError as exc:
+            raise ModelError(f"{directory / MODEL_JSON}: field sift.params.backend: {exc}") from None
         blocks = []
         for b, entry in enumerate(meta["blocks"]):
             projection = None

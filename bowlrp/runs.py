@@ -20,7 +20,7 @@ from .errors import BowlrpError, SkipLog
 from .explanation import Explanation, write_outputs
 from .model import ExplanationMethod, Model
 from .parallel import ItemResult, ParallelOptions, guarded, parallel_map
-from .store import SplitParts, write_part
+from .store import SplitParts, image_digest, write_part
 from .svm.metrics import evaluation_summary
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,9 @@ def run_settings(model: Model, class_name: str, settings: dict, samples: Sequenc
 def _explain_worker(index: int, image_id: str, path: str, model: Model, class_name: str,
                     method: ExplanationMethod, parts: str) -> ItemResult:
     def explain_one() -> None:
+        digest = image_digest(path)  # before reading it: a file changed meanwhile is done again on resumption
         explanation = model.explain(load_image(path), class_name, method)
-        write_part(parts, index, explanation.arrays(), image_id, path)
+        write_part(parts, index, explanation.arrays(), image_id, path, digest)
 
     return guarded(explain_one, str(path))
 
@@ -135,11 +136,11 @@ def explain_split(model: Model, samples: Sequence[Sample], class_name: str, out:
     model.class_index(class_name)
     skips = skips if skips is not None else SkipLog()
     settings = run_settings(model, class_name, method.settings(), samples, extra_settings)
-    parts = SplitParts(out, len(samples), settings)
-    todo = parts.pending()
-    log.info("explaining %s on %d image(s), %d kept from an interrupted run", class_name, len(todo),
-             len(samples) - len(todo))
-    results = run_pending(parts, todo, samples, _explain_worker, (model, class_name, method), skips, parallel,
-                          f"explaining {class_name}")
-    parts.assemble(skips.as_list())
+    with SplitParts(out, len(samples), settings) as parts:  # a second run on ``out`` refuses here
+        todo = parts.pending()
+        log.info("explaining %s on %d image(s), %d kept from an interrupted run", class_name, len(todo),
+                 len(samples) - len(todo))
+        results = run_pending(parts, todo, samples, _explain_worker, (model, class_name, method), skips, parallel,
+                              f"explaining {class_name}")
+        parts.assemble(skips.as_list())
     return StoreSummary(Path(out), sum(r.ok for r in results), len(samples) - len(todo), skips.as_list())

@@ -10,6 +10,12 @@ are done the parts are assembled into ``OUT.h5.tmp``, renamed to ``OUT.h5``, and
 is removed. Killing the run at any moment therefore loses at most the images in flight, and the
 finished store does not depend on where (or whether) the run was interrupted.
 
+One run at a time writes a store: a run holds an exclusive ``flock`` on ``OUT.h5.parts/lock``
+(which records its pid) from before it reads the folder until the folder is gone, and a second
+run refuses at once, naming the store and that pid. Two runs sharing the parts used to end in a
+crash, an unreadable store, or one missing images. The operating system drops the lock of a
+killed process, so a lock left by a killed run is never in the way.
+
 Store layout (read it with :class:`RelevanceStore`)::
 
     /                      attrs: format, version, class_name, model_family, model_sha256, the
@@ -23,10 +29,17 @@ Store layout (read it with :class:`RelevanceStore`)::
         descriptor_relevance   (N,) float32
         descriptor_frames      (N, 4) float32 (x, y, bin size, angle)
     /skipped               (m,) UTF-8 JSON strings {"file", "reason"}
+
+Each part also records the SHA-256 of its image file's bytes as they were when its work began
+(``image_sha256``); a re-run does an image again when its file has changed since or is gone, so a
+store never holds the map of an image's old contents under its id. (Size and modification time
+would miss an edit that keeps both.)
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -35,11 +48,15 @@ from typing import Iterator
 import numpy as np
 
 from .errors import BowlrpError
-from .persistence import atomic_write_bytes, atomic_write_json, npz_bytes
+from .persistence import atomic_write_bytes, atomic_write_json, file_sha256, npz_bytes
 
+log = logging.getLogger(__name__)
+
+IMAGE_DIGEST = "image_sha256"  # a part's record of its image file's contents
 STORE_FORMAT = "bowlrp.relevance"
 STORE_VERSION = 2  # 2: attributes hold only the settings the method used (1: rule/eps/alpha/bias/depth always)
 _PART_DIGITS = 6
+LOCK_FILE = "lock"
 
 
 def part_name(index: int) -> str:
@@ -47,13 +64,56 @@ def part_name(index: int) -> str:
     return f"{index:0{_PART_DIGITS}d}.npz"
 
 
+def _read_holder(fd: int) -> str:
+    """The pid a lock file records ("unknown" while its holder has not written it yet)."""
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return text if text.isdigit() else "unknown"
+
+
+def lock_parts(folder: Path, out: Path) -> int:
+    """Create ``folder`` if need be and take the exclusive lock on ``folder/lock``; returns its file
+    descriptor (closing it releases the lock). Refuses at once with a :class:`BowlrpError` naming
+    ``out`` and the holder's pid when another run holds it.
+
+    A finishing run deletes the folder, lock file included, while it holds the lock; a lock taken on
+    a file that has since left the folder protects nothing, so it is taken again on the new one.
+    """
+    path = folder / LOCK_FILE
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by worker processes
+        except FileNotFoundError:  # the folder went away between the two calls
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise BowlrpError(f"{out}: another run (pid {holder}) is writing it; wait for that run to end "
+                              "or stop it") from None
+        try:
+            current = os.stat(path)
+            locked = os.fstat(fd)
+            same = (current.st_dev, current.st_ino) == (locked.st_dev, locked.st_ino)
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            return fd
+        os.close(fd)
+
+
 class SplitParts:
     """The part files of one split run: ``OUT.h5.parts/`` (see the module docstring).
 
-    Creating it checks that an interrupted run found there used the same ``settings`` (model
-    digest, rule, image ids, ...) and records them; :meth:`pending` lists the images still to do,
-    :meth:`write` stores one finished image atomically, :meth:`assemble` builds the store and
-    removes the parts. Model families share it: only the explanation differs.
+    Creating it takes the run's lock (refusing when another run holds it), checks that an
+    interrupted run found there used the same ``settings`` (model digest, rule, image ids, ...) and
+    records them; :meth:`pending` lists the images still to do, :meth:`write` stores one finished
+    image atomically, :meth:`assemble` builds the store and removes the parts (and the lock). Use it
+    as a context manager so that a run that fails keeps its parts but lets go of the lock. Model
+    families share it: only the explanation differs.
     """
 
     def __init__(self, out: str | Path, n: int, settings: dict) -> None:
@@ -61,16 +121,59 @@ class SplitParts:
         self.folder = Path(str(self.out) + ".parts")
         self.n = int(n)
         self.settings = settings
-        settings_file = self.folder / "settings.json"
-        if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
-            raise BowlrpError(f"{self.folder} holds an interrupted run with other settings or another model; "
-                              "finish it with those settings or delete the folder")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(settings_file, settings)
+        self._lock: int | None = None
+        self._lock = lock_parts(self.folder, self.out)
+        try:
+            settings_file = self.folder / "settings.json"
+            if settings_file.is_file() and _read_settings(settings_file) != settings:
+                raise BowlrpError(f"{self.folder} holds an interrupted run with other settings or another model; "
+                                  "finish it with those settings or delete the folder")
+            atomic_write_json(settings_file, settings)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the lock (the parts stay for a later run to resume)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __enter__(self) -> "SplitParts":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown; the process' end releases the lock anyway
+            pass
+
+    def remove(self) -> None:
+        """Delete the parts folder once its work is in the run's output, then release the lock.
+
+        The lock file goes last, and a folder that a run starting this instant has already put its own
+        lock into is left to that run.
+        """
+        for entry in self.folder.iterdir():
+            if entry.name == LOCK_FILE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        (self.folder / LOCK_FILE).unlink(missing_ok=True)
+        try:
+            self.folder.rmdir()
+        except OSError:
+            pass
+        self.close()
 
     def pending(self) -> list[int]:
         """Positions of the images without a finished part, in split order."""
-        return [i for i in range(self.n) if not (self.folder / part_name(i)).is_file()]
+        return [i for i in range(self.n) if not part_is_current(self.folder / part_name(i))]
 
     def write(self, index: int, arrays: dict[str, np.ndarray], image_id: str, path: str | Path) -> None:
         """Store one image's ``.npz`` contract (plus its id and path) as part ``index``, atomically."""
@@ -79,12 +182,52 @@ class SplitParts:
     def assemble(self, skipped: list[dict]) -> None:
         """Write ``OUT.h5`` from the parts (via ``OUT.h5.tmp`` and a rename), then drop the parts."""
         _assemble(self.out, self.folder, self.n, self.settings, skipped)
-        shutil.rmtree(self.folder)
+        self.remove()
 
 
-def write_part(folder: str | Path, index: int, arrays: dict[str, np.ndarray], image_id: str, path: str | Path) -> None:
-    """:meth:`SplitParts.write` for worker processes, which get the folder rather than the object."""
-    arrays = dict(arrays, image_id=np.array(image_id), path=np.array(str(path)))
+def _read_settings(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BowlrpError(f"{path}: unreadable record of an interrupted run ({exc}); delete {path.parent} to "
+                          "start again") from None
+
+
+def image_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of an image file's bytes; "" when it cannot be read (its work will be a skip)."""
+    try:
+        return file_sha256(path)
+    except OSError:
+        return ""
+
+
+def part_is_current(part: Path) -> bool:
+    """Whether ``part`` exists and was made from its image file as the file is now. A part of a
+    changed, vanished or unreadable image, or one that cannot itself be read, is deleted (so that
+    neither it nor a later skip of its image leaves stale maps in the store) and False returned."""
+    if not part.is_file():
+        return False
+    try:
+        with np.load(part, allow_pickle=False) as npz:
+            path, recorded = str(npz["path"]), str(npz[IMAGE_DIGEST])
+    except Exception:  # any part that cannot be read (or has no digest) is simply done again
+        recorded = ""
+    if recorded and recorded == image_digest(path):
+        return True
+    log.info("%s: its image changed since it was written, or it is unreadable; doing it again", part)
+    part.unlink(missing_ok=True)
+    return False
+
+
+def write_part(folder: str | Path, index: int, arrays: dict[str, np.ndarray], image_id: str, path: str | Path,
+               digest: str | None = None) -> None:
+    """:meth:`SplitParts.write` for worker processes, which get the folder rather than the object.
+
+    ``digest`` is the image file's :func:`image_digest` taken *before* the image was read (a file that
+    changes while it is worked on is then done again on resumption); by default it is taken now.
+    """
+    digest = image_digest(path) if digest is None else digest
+    arrays = dict(arrays, image_id=np.array(image_id), path=np.array(str(path)), **{IMAGE_DIGEST: np.array(digest)})
     atomic_write_bytes(Path(folder) / part_name(index), npz_bytes(arrays))
 
 

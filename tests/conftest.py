@@ -47,3 +47,23 @@ def quick_study(small_toyvoc, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("study") / "quick"
     run_study(small_toyvoc, out, size="quick", progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_fv_model(small_toyvoc, tmp_path_factory) -> Path:
+    """A Fisher-vector model of 4 Gaussians for horse and boat on the small toyvoc set (a few seconds),
+    for tests that need some saved model rather than a good one."""
+    import numpy as np
+
+    from bowlrp.data import open_dataset
+    from bowlrp.errors import SkipLog
+    from bowlrp.parallel import ParallelOptions
+    from bowlrp.pipeline import PipelineConfig, train_model
+
+    train = open_dataset(small_toyvoc, classes=["horse", "boat"]).split("trainval")
+    model = train_model(PipelineConfig(encoder="fisher", kernel="linear", n_words=4, max_descriptors=20000, C=1.0),
+                        [s.path for s in train], np.stack([s.labels for s in train]), ["horse", "boat"], SkipLog(),
+                        ParallelOptions(progress=False))
+    out = tmp_path_factory.mktemp("tiny-fv") / "model"
+    model.save(out)
+    return out

@@ -60,9 +60,9 @@ def test_weights_only_round_trip_and_forward(arch, tmp_path):
 
     torch.manual_seed(0)
     model = models.build(arch, 4).eval()
-    size = models.INPUT_GEOMETRY[arch][1]
+    square, size = models.INPUT_GEOMETRY[arch]
     x = torch.randn(1, 3, size, size)
-    save_network(tmp_path / "m", model, {"arch": arch, "classes": list("abcd"), "size": 1, "crop": size})
+    save_network(tmp_path / "m", model, {"arch": arch, "classes": list("abcd"), "size": square, "crop": size})
     back = load_network(tmp_path / "m")
     assert not back.training
     assert torch.equal(back(x), model(x)) and back(x).shape == (1, 4)

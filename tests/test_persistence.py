@@ -1,13 +1,15 @@
 """Model storage: JSON + npz, loadable without running code, stable bytes."""
 import io
 import json
+import os
+import stat
 import zipfile
 
 import numpy as np
 import pytest
 
-from bowlrp.errors import ModelError
-from bowlrp.persistence import load_stages, npz_bytes, save_stages
+from bowlrp.errors import ModelError, OutputError
+from bowlrp.persistence import atomic_write_bytes, atomic_write_json, load_stages, npz_bytes, save_stages
 
 
 def test_round_trip_keeps_arrays_and_meta(tmp_path):
@@ -56,3 +58,33 @@ def test_scalars_stay_scalars():
                  allow_pickle=False) as npz:
         assert npz["score"].shape == () and float(npz["score"]) == 1.5
         assert npz["grid"].tolist() == [[0, 2], [3, 5]]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_writes_respect_the_umask(tmp_path, umask):
+    """As ``open`` does: 0666 less the umask for a new file (every file used to be 0600), an
+    existing file's own mode when it is replaced."""
+    old = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "new.bin", b"x")
+        save_stages(tmp_path / "model", {"kind": "test"}, {"a": np.ones(2)})
+        replaced = tmp_path / "replaced.json"
+        replaced.write_text("{}")
+        os.chmod(replaced, 0o640)
+        atomic_write_json(replaced, {"a": 1})
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "new.bin", tmp_path / "model" / "model.json", tmp_path / "model" / "arrays.npz"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+    assert stat.S_IMODE(replaced.stat().st_mode) == 0o640 and json.loads(replaced.read_text()) == {"a": 1}
+
+
+def test_an_unwritable_target_is_named_not_its_temporary_file(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match=r"^\S*file/out\.json: cannot create its folder \S*file \(") as info:
+        atomic_write_json(tmp_path / "file" / "out.json", {})
+    assert ".tmp" not in str(info.value)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(OutputError, match="folder: is a folder, not a file"):
+        atomic_write_json(tmp_path / "folder", {})
+    assert os.listdir(tmp_path / "folder") == []

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bowlrp.cli import main
 from bowlrp.data import open_dataset
 from bowlrp.errors import BowlrpError, SkipLog
 from bowlrp.lrp import EncoderRule, explain_path
@@ -119,3 +120,57 @@ def test_scores_of_images_in_memory_equal_those_of_their_files(model_dir, small_
     from_files, ok = model.score_files(paths, SkipLog(), ParallelOptions(progress=False))
     assert ok.all()
     np.testing.assert_array_equal(model.score_images([load_image(p) for p in paths]), from_files)
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from bowlrp.store import lock_parts
+lock = lock_parts(Path(sys.argv[1] + ".parts"), Path(sys.argv[1]))  # what a run takes first
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_run_on_a_store_refuses_until_the_holder_is_killed(model_dir, small_toyvoc, tmp_path, capsys):
+    """Two runs on one store ended in a crash, an unreadable store or a store missing images; now the
+    second refuses at once with one line naming the store and the pid holding it, and a SIGKILL of
+    the holder frees the store for the next run (the OS drops a dead process' flock)."""
+    store = tmp_path / "s.h5"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(store)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["explain", "--model", str(model_dir), "--class", "horse", "--data", str(small_toyvoc),
+                     "--split", "test", "--store", str(store), "--no-progress"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert str(store) in err and f"pid {holder.pid}" in err and "another run" in err
+        assert not store.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    model = load_model(model_dir)
+    samples = open_dataset(small_toyvoc).split("test")[:3]
+    summary = explain_split(model, samples, "horse", store, model.explanation_method(),
+                            parallel=ParallelOptions(progress=False))
+    assert summary.n_explained == 3
+    assert not Path(str(store) + ".parts").exists()
+    with RelevanceStore(store) as done:
+        assert done.ids == [s.image_id for s in samples]
+
+
+def test_a_failed_run_lets_go_of_the_store(model_dir, small_toyvoc, tmp_path, monkeypatch):
+    """A run that fails in this process keeps its parts but not the lock: the retry in the same process
+    (as the study runner and a resumed test do) is not refused by its own earlier attempt."""
+    model = load_model(model_dir)
+    samples = open_dataset(small_toyvoc).split("test")[:2]
+    method = model.explanation_method()
+    real = model.explain
+    monkeypatch.setattr(model, "explain", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        explain_split(model, samples, "horse", tmp_path / "s.h5", method, parallel=ParallelOptions(progress=False))
+    assert (tmp_path / "s.h5.parts" / "lock").is_file()
+    monkeypatch.setattr(model, "explain", real)
+    summary = explain_split(model, samples, "horse", tmp_path / "s.h5", method, parallel=ParallelOptions(progress=False))
+    assert summary.n_explained == 2 and not (tmp_path / "s.h5.parts").exists()

@@ -14,7 +14,6 @@ fails is a counted, named skip.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -27,7 +26,7 @@ from ..model import Model
 from ..parallel import ItemResult, ParallelOptions, guarded
 from ..persistence import atomic_write_json
 from ..runs import run_pending, run_settings
-from ..store import SplitParts, part_name, write_part
+from ..store import SplitParts, image_digest, part_name, write_part
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +72,9 @@ def summarise(per_image: dict[str, np.ndarray]) -> dict[str, Any]:
 def _image_worker(index: int, image_id: str, path: str, model: Model, class_name: str, source: CurveSource,
                   parts: str) -> ItemResult:
     def one() -> None:
+        digest = image_digest(path)  # before reading it (see bowlrp.store.write_part)
         curves = source.image_curves(model, load_image(path), class_name, index)
-        write_part(parts, index, {f"curve/{name}": c for name, c in curves.items()}, image_id, path)
+        write_part(parts, index, {f"curve/{name}": c for name, c in curves.items()}, image_id, path, digest)
 
     return guarded(one, str(path))
 
@@ -93,30 +93,30 @@ def curve_split(model: Model, samples: Sequence[Sample], class_name: str, source
     names = source.order_names
     skips = skips if skips is not None else SkipLog()
     settings = run_settings(model, class_name, source.settings(), samples, extra_settings)
-    parts = SplitParts(out, len(samples), settings)
-    todo = parts.pending()
-    log.info("%s perturbation of %s on %d image(s), %d kept from an interrupted run", source.mode, class_name,
-             len(todo), len(samples) - len(todo))
-    run_pending(parts, todo, samples, _image_worker, (model, class_name, source), skips, parallel,
-                f"perturbing {class_name}")
-    images = []
-    for i in range(len(samples)):
-        part = parts.folder / part_name(i)
-        if not part.is_file():
-            continue
-        with np.load(part, allow_pickle=False) as npz:
-            curves = {name: npz[f"curve/{name}"].mean(0) for name in names}
-            images.append({"image_id": str(npz["image_id"]), "path": str(npz["path"]),
-                           "aopc": {name: float(aopc(c)) for name, c in curves.items()},
-                           "curves": {name: c.tolist() for name, c in curves.items()}})
-    if not images:
-        raise BowlrpError(f"no image could be perturbed ({len(skips)} skipped)")
-    result = {"mode": source.mode, "class": class_name, "n_images": len(images),
-              "orders": {name: summarise({"curves": [im["curves"][name] for im in images]}) for name in names},
-              "images": images, "settings": {k: v for k, v in settings.items() if k != "image_ids"},
-              "skipped": skips.as_list(), "n_resumed": len(samples) - len(todo)}
-    atomic_write_json(out, result)
-    shutil.rmtree(parts.folder)
+    with SplitParts(out, len(samples), settings) as parts:  # a second run on ``out`` refuses here
+        todo = parts.pending()
+        log.info("%s perturbation of %s on %d image(s), %d kept from an interrupted run", source.mode, class_name,
+                 len(todo), len(samples) - len(todo))
+        run_pending(parts, todo, samples, _image_worker, (model, class_name, source), skips, parallel,
+                    f"perturbing {class_name}")
+        images = []
+        for i in range(len(samples)):
+            part = parts.folder / part_name(i)
+            if not part.is_file():
+                continue
+            with np.load(part, allow_pickle=False) as npz:
+                curves = {name: npz[f"curve/{name}"].mean(0) for name in names}
+                images.append({"image_id": str(npz["image_id"]), "path": str(npz["path"]),
+                               "aopc": {name: float(aopc(c)) for name, c in curves.items()},
+                               "curves": {name: c.tolist() for name, c in curves.items()}})
+        if not images:
+            raise BowlrpError(f"no image could be perturbed ({len(skips)} skipped)")
+        result = {"mode": source.mode, "class": class_name, "n_images": len(images),
+                  "orders": {name: summarise({"curves": [im["curves"][name] for im in images]}) for name in names},
+                  "images": images, "settings": {k: v for k, v in settings.items() if k != "image_ids"},
+                  "skipped": skips.as_list(), "n_resumed": len(samples) - len(todo)}
+        atomic_write_json(out, result)
+        parts.remove()
     return result
 
 

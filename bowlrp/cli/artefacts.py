@@ -12,7 +12,7 @@ from ..errors import BowlrpError
 from ..model import load_model
 from ..persistence import atomic_write_json
 from ..runs import labelled_split
-from .common import add_data_source, add_model, note
+from .common import add_data_source, add_model, non_negative_int, note, positive_float, positive_int
 
 
 def _colour(text: str) -> tuple[float, float, float]:
@@ -26,28 +26,19 @@ def _colour(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"a positive whole number, got {text!r}")
-    return value
-
-
 def _common(parser: argparse.ArgumentParser, default_class: str) -> None:
     add_model(parser)
     add_data_source(parser)
     parser.add_argument("--split", default="test", help="split whose images are edited (default test)")
     parser.add_argument("--class", dest="class_name", required=True, metavar="NAME",
                         help=f"class whose score is measured (e.g. {default_class})")
-    parser.add_argument("--n-images", type=_positive, metavar="N", help="only the first N images (of each part)")
+    parser.add_argument("--n-images", type=positive_int, metavar="N", help="only the first N images (of each part)")
     parser.add_argument("--json", required=True, metavar="OUT.json", help="results (see the description)")
     parser.add_argument("--plot", metavar="OUT.png", help="bar chart with 95 %% intervals (default: OUT.json's "
                                                           "path with .png)")
     parser.add_argument("--device", default=None, help="device of a DNN model (cpu, cuda, cuda:N)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(outputs={"json": "file", "plot": "file"})
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -80,10 +71,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                                 "split that contains the class)")
     watermark.add_argument("--patch", metavar="IMAGE",
                            help="paste this image instead, unscaled, --margin pixels from the left and bottom borders")
-    watermark.add_argument("--margin", type=int, default=MARGIN, help=f"see --patch (default {MARGIN})")
-    watermark.add_argument("--dilate", type=int, default=DILATE,
+    watermark.add_argument("--margin", type=non_negative_int, default=MARGIN, help=f"see --patch (default {MARGIN})")
+    watermark.add_argument("--dilate", type=non_negative_int, default=DILATE,
                            help=f"pixels the box grows before inpainting, to cover JPEG smear (default {DILATE})")
-    watermark.add_argument("--radius", type=float, default=RADIUS, help=f"inpainting radius (default {RADIUS})")
+    watermark.add_argument("--radius", type=positive_float, default=RADIUS, help=f"inpainting radius (default {RADIUS})")
     watermark.set_defaults(handler=run_watermark)
 
     padding = actions.add_parser(
@@ -97,7 +88,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         epilog="example: bowlrp artefacts padding --model models/cnn --data data/toyvoc --class aeroplane "
                "--json pad.json")
     _common(padding, "aeroplane")
-    padding.add_argument("--seed", type=int, default=0, help="seed of the noise and random colours (default 0)")
+    padding.add_argument("--seed", type=non_negative_int, default=0, help="seed of the noise and random colours (default 0)")
     padding.add_argument("--sky-colour", type=_colour, default=SKY_BLUE, metavar="R,G,B",
                          help="the sky-blue padding colour in [0, 1] (default %s: toyvoc's sky)"
                               % ",".join(f"{v:g}" for v in SKY_BLUE))

@@ -2,21 +2,31 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import BowlrpError, SkipLog
 from ..parallel import BACKENDS, ParallelOptions
+from ..persistence import check_writable
 
 
 def csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def n_jobs_arg(text: str) -> int:
+    """``--n-jobs``: a positive worker count or -1 (every core); anything else is a usage error (exit 2),
+    raised while the arguments are parsed, so nothing has been written yet."""
+    return _parsed(text, int, "a positive worker count or -1 (every core)", lambda v: v >= 1 or v == -1)
+
+
 def add_parallel(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("parallel work")
-    group.add_argument("--n-jobs", type=int, default=1, metavar="N",
-                       help="worker processes for feature extraction (default 1; -1 = all cores)")
+    group.add_argument("--n-jobs", type=n_jobs_arg, default=1, metavar="N",
+                       help="worker processes for feature extraction (default 1; -1 = all cores; at most the "
+                            "machine's cores and the number of images)")
     group.add_argument("--backend", choices=BACKENDS, default="loky",
                        help="joblib backend; 'dask' runs on a Dask cluster (default loky)")
     group.add_argument("--scheduler", metavar="ADDRESS",
@@ -102,3 +112,64 @@ def note(message: str) -> None:
 def data_settings(args: argparse.Namespace) -> dict:
     """What a split store records about where its images came from."""
     return {"data": str(Path(args.data).resolve()), "split": args.split}
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Check the outputs a command declares with ``set_defaults(outputs={"json": "file", "out": "folder"})``
+    (argument name to kind) before it starts: one that cannot be written is an
+    :class:`~bowlrp.errors.OutputError` naming it now, not after hours of work."""
+    for name, kind in getattr(args, "outputs", {}).items():
+        value = getattr(args, name, None)
+        if value:
+            check_writable(value, folder=kind == "folder")
+
+
+# --- argument types: a bad number is a usage error (exit 2) naming the flag, before any work is done --------
+
+def _parsed(text: str, parse, what: str, ok) -> Any:
+    try:
+        value = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(value):  # NaN fails every comparison, so it is refused too
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (sizes, counts, steps)."""
+    return _parsed(text, int, "a whole number >= 1", lambda v: v >= 1)
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number >= 0 (seeds, depths, margins; 0 where the help says what it means)."""
+    return _parsed(text, int, "a whole number >= 0", lambda v: v >= 0)
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    return _parsed(text, float, "a finite number > 0", lambda v: math.isfinite(v) and v > 0)
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    return _parsed(text, float, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
+
+
+def finite_float(text: str) -> float:
+    """Any finite number (no nan, no inf)."""
+    return _parsed(text, float, "a finite number", math.isfinite)
+
+
+def float_at_least(low: float):
+    """An argument type: a finite number >= ``low``."""
+    def parse(text: str) -> float:
+        return _parsed(text, float, f"a finite number >= {low:g}", lambda v: math.isfinite(v) and v >= low)
+    parse.__name__ = f"float_at_least_{low:g}"
+    return parse
+
+
+def positive_ints(text: str) -> tuple[int, ...]:
+    """Comma-separated whole numbers >= 1, at least one (e.g. SIFT bin sizes ``4,6,8,10``)."""
+    return _parsed(text, lambda t: tuple(int(part) for part in csv_list(t)),
+                   "comma-separated whole numbers >= 1", lambda v: len(v) > 0 and min(v) >= 1)

@@ -27,7 +27,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                          help="only the stores of these classes")
     context.add_argument("--json", metavar="OUT.json", help="write {rows: [{class, store, family, mu_mean, ...}]}")
     context.add_argument("--plot", metavar="OUT.png", help="draw mu per class and store (Fig. 4.6 style)")
-    context.set_defaults(handler=run_context)
+    context.set_defaults(handler=run_context, outputs={"json": "file", "plot": "file"})
 
 
 def run_context(args: argparse.Namespace) -> int:

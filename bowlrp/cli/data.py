@@ -7,7 +7,7 @@ import numpy as np
 
 from ..data import open_dataset
 from ..data.synth import generate_shapes, generate_toyvoc
-from .common import add_data_source, report_skips
+from .common import add_data_source, non_negative_int, report_skips
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -22,18 +22,18 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                                          "recorded in ground_truth.json. Same seed, same bytes.")
     voc.add_argument("--out", required=True, metavar="DIR")
     voc.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
-    voc.add_argument("--seed", type=int, default=0)
+    voc.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generator (default 0)")
     voc.add_argument("--size", choices=("small", "default", "large"), default="default",
                      help="small: 80 tiny images (tests); default: 800 images of 240 px; large: 2000 VOC-size images")
-    voc.set_defaults(handler=run_synth_voc)
+    voc.set_defaults(handler=run_synth_voc, outputs={"out": "folder"})
     shapes = actions.add_parser("synth-shapes", parents=[common],
                                 help="write the polygon-vs-round shapes task (Section 2.4.3)",
                                 description="Write the shapes task: 102x102 tiles (VOC format, class "
                                             "'polygon') cut from large images, with pixel masks.")
     shapes.add_argument("--out", required=True, metavar="DIR")
     shapes.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
-    shapes.add_argument("--seed", type=int, default=0)
-    shapes.set_defaults(handler=run_synth_shapes)
+    shapes.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generator (default 0)")
+    shapes.set_defaults(handler=run_synth_shapes, outputs={"out": "folder"})
     inspect = actions.add_parser("inspect", parents=[common],
                                  help="summarise a dataset: splits, classes, positives per class")
     add_data_source(inspect)

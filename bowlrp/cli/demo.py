@@ -17,6 +17,7 @@ from pathlib import Path
 from ..data.synth import generate_toyvoc
 from ..errors import BowlrpError
 from ..study import run_study
+from .common import n_jobs_arg, non_negative_int
 
 
 def _same_toyvoc(root: Path, seed: int, size: str) -> bool:
@@ -34,8 +35,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="toyvoc size (default: default, 600 images)")
     parser.add_argument("--study-size", choices=("quick", "default"), default="default",
                         help="study size (default: default; quick takes a minute on small data)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and of the study (default 0)")
-    parser.add_argument("--n-jobs", type=int, default=None, metavar="N",
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the data and of the study (default 0)")
+    parser.add_argument("--n-jobs", type=n_jobs_arg, default=None, metavar="N",
                         help="worker processes (default: the machine's cores, at most 4)")
 
 
@@ -43,7 +44,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     demo = sub.add_parser("demo", parents=[common], help="the whole study on the embedded synthetic data, "
                           "from nothing to report/index.html", description=__doc__.split("\n\n")[0])
     _add_arguments(demo)
-    demo.set_defaults(handler=run_demo)
+    demo.set_defaults(handler=run_demo, outputs={"out": "folder"})
 
 
 def run_demo(args: argparse.Namespace) -> int:

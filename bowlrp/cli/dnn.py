@@ -16,8 +16,9 @@ from ..dnn.lrp.composites import THESIS, composite_names
 from ..dnn.models import ARCHITECTURES
 from ..dnn.train import TrainConfig, train
 from ..runs import classes_with_positives, labelled_split
-from .common import add_data_source, add_explain_targets, note, report_skips, skip_log
-from .models import add_evaluate_parser, run_explain
+from .common import (add_data_source, add_explain_targets, non_negative_int, note, positive_float, positive_int,
+                     report_skips, skip_log)
+from .models import EXPLAIN_OUTPUTS, add_evaluate_parser, run_explain
 
 DNN_OPTIONS = ("method", "composite", "flat_depth")
 METHOD_HELP = {"lrp": "the composite's LRP rules", "gradient": "sensitivity", "gradxinput": "gradient x input",
@@ -43,20 +44,20 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                               help="smallcnn trains on a CPU in minutes; alexnet is CaffeNet-style with LRN "
                                    "(default smallcnn)")
     train_parser.add_argument("--out", required=True, metavar="MODEL", help="model directory to write")
-    train_parser.add_argument("--epochs", type=int, default=20,
+    train_parser.add_argument("--epochs", type=positive_int, default=20,
                               help="passes over all 10 crops of every image (default 20)")
-    train_parser.add_argument("--batch-size", type=int, default=32)
-    train_parser.add_argument("--lr", type=float, default=2e-3,
+    train_parser.add_argument("--batch-size", type=positive_int, default=32, help="images per step (default 32)")
+    train_parser.add_argument("--lr", type=positive_float, default=2e-3,
                               help="AdamW learning rate, cosine schedule (default 2e-3)")
     train_parser.add_argument("--weights", metavar="FILE", help="start from a torchvision-layout state dict "
                                                                  "(weights_only load; the 1000-way classifier is replaced)")
-    train_parser.add_argument("--size", type=int, default=None, metavar="PX",
+    train_parser.add_argument("--size", type=positive_int, default=None, metavar="PX",
                               help="longest side after resizing (default 256; 96 for smallcnn)")
-    train_parser.add_argument("--crop", type=int, default=None, metavar="PX",
+    train_parser.add_argument("--crop", type=positive_int, default=None, metavar="PX",
                               help="square crop fed to the network (default 224, alexnet 227, smallcnn 80)")
-    train_parser.add_argument("--seed", type=int, default=0)
+    train_parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights and batch order (default 0)")
     _device(train_parser)
-    train_parser.set_defaults(handler=run_train)
+    train_parser.set_defaults(handler=run_train, outputs={"out": "folder"})
 
     _device(add_evaluate_parser(actions, common, "per-class AP on a split (centre crop)",
                                 "Score the centre crop of every image of a split and report VOC 11-point AP per "
@@ -77,10 +78,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     explain.add_argument("--composite", choices=composite_names(), default=argparse.SUPPRESS,
                          help=f"LRP rules per layer (default {THESIS}: epsilon 0.01 on dense layers, alpha=2/beta=1 "
                               "on convolutions, flat on the lowest --flat-depth layers)")
-    explain.add_argument("--flat-depth", type=int, default=argparse.SUPPRESS, metavar="N",
+    explain.add_argument("--flat-depth", type=non_negative_int, default=argparse.SUPPRESS, metavar="N",
                          help="decomposition depth: the lowest N Conv/Linear layers use the flat rule (default 1)")
     _device(explain)
-    explain.set_defaults(handler=lambda args: run_explain(args, DNN_OPTIONS))
+    explain.set_defaults(handler=lambda args: run_explain(args, DNN_OPTIONS), outputs=EXPLAIN_OUTPUTS)
 
 
 def _device(parser: argparse.ArgumentParser) -> None:

@@ -3,19 +3,30 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Sequence
 
 from .. import __version__
 from ..errors import BowlrpError
 from . import artefacts, context, data, demo, dnn, models, perturb, spray, study, tiles, train
+from .common import check_outputs
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool that SIGPIPE ended (`seq 1000000 | head -1`)
 COMMAND_GROUPS = (data, train, models, tiles, dnn, context, perturb, spray, artefacts, study, demo)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A parser whose usage errors are one line (exit 2) naming the argument, with a pointer to
+    ``--help`` instead of the whole usage block; its sub-command parsers are of this class too."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bowlrp",
         description="Train Bag-of-Words / Fisher-vector image classifiers with kernel SVMs, and PyTorch networks "
                     "on the same data ('bowlrp dnn ...'), and explain both with Layer-wise Relevance Propagation: "
@@ -59,13 +70,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         # at a terminal, say what the long stages are doing (the progress bars show there too)
         logging.getLogger("bowlrp").setLevel(logging.INFO)
     try:
+        check_outputs(args)  # an output that cannot be written is refused before any work is done
         return args.handler(args)
     except KeyboardInterrupt:
         print("bowlrp: interrupted", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # the reader of our output stopped early (`bowlrp data inspect | head`): stop quietly, as Unix tools do
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         if args.debug:
             raise
-        message = str(exc) if isinstance(exc, BowlrpError) else f"{type(exc).__name__}: {exc}"
-        print(f"bowlrp: error: {' '.join(message.split())}", file=sys.stderr)
+        print(f"bowlrp: error: {' '.join(_describe(exc).split())}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _describe(exc: Exception) -> str:
+    """One line for an error: our own message, or the file an operating-system error is about."""
+    if isinstance(exc, BowlrpError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        other = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+        return f"{exc.filename}{other}: {exc.strerror or type(exc).__name__}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's last flush of what is still buffered does
+    not fail on the closed pipe again (with a message on stderr) at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor (tests)
+        pass

@@ -12,18 +12,19 @@ from ..persistence import atomic_write_json
 from ..runs import evaluate, explain_files, explain_split, labelled_split
 from ..svm.metrics import format_ap_table
 from .common import (add_evaluate_arguments, add_explain_targets, add_model, add_parallel, data_settings,
-                     explain_form, parallel_options, report_skips, skip_log)
+                     explain_form, float_at_least, non_negative_float, parallel_options, report_skips, skip_log)
 
 # family-specific explanation flags default to SUPPRESS: only what the user gave reaches the model's
 # explanation_method, so each family fills in its own defaults and refuses options it does not know
 BOW_OPTIONS = ("rule", "eps", "alpha", "bias", "depth")
+EXPLAIN_OUTPUTS = {"out": "folder", "store": "file"}  # checked before the model is loaded (.common.check_outputs)
 
 
 def add_evaluate_parser(actions, common: argparse.ArgumentParser, help: str, description: str) -> argparse.ArgumentParser:
     """An ``evaluate`` command (``bowlrp evaluate``, ``bowlrp dnn evaluate``) run by :func:`run_evaluate`."""
     parser = actions.add_parser("evaluate", parents=[common], help=help, description=description)
     add_evaluate_arguments(parser)
-    parser.set_defaults(handler=run_evaluate)
+    parser.set_defaults(handler=run_evaluate, outputs={"json": "file"})
     return parser
 
 
@@ -40,7 +41,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     predict.add_argument("--json", metavar="OUT.json", help="write {classes, scores: {image: {class: f}}, skipped}")
     predict.add_argument("--strict", action="store_true", help="stop at the first unusable image")
     add_parallel(predict)
-    predict.set_defaults(handler=run_predict)
+    predict.set_defaults(handler=run_predict, outputs={"json": "file"})
 
     explain = sub.add_parser("explain", parents=[common], help="LRP heatmaps of a model's class score",
                              description="Explain the score f(x) of one class down to pixels. For a BoW/FV model "
@@ -56,10 +57,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     rules.add_argument("--rule", choices=("epsilon", "alphabeta", "absz"), default=argparse.SUPPRESS,
                        help="encoder-layer rule: epsilon (Eq. 2.22), alpha-beta (Eq. 2.26) or the |z| "
                             "counter-example (default epsilon)")
-    rules.add_argument("--eps", type=float, default=argparse.SUPPRESS,
+    rules.add_argument("--eps", type=non_negative_float, default=argparse.SUPPRESS,
                        help="epsilon stabiliser, on the summed FV contributions (Chapter 4 uses 1 and 100; "
                             "default 0, which conserves relevance exactly)")
-    rules.add_argument("--alpha", type=float, default=argparse.SUPPRESS,
+    rules.add_argument("--alpha", type=float_at_least(1.0), default=argparse.SUPPRESS,
                        help="alpha of the alpha-beta rule; beta = alpha - 1 weighs the negative contributions "
                             "(default 2, so beta 1)")
     rules.add_argument("--bias", choices=("keep", "uniform", "weighted"), default=argparse.SUPPRESS,
@@ -70,7 +71,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                             "bins: FV models only, relevance per descriptor dimension through the PCA to each "
                             "SIFT spatial bin's support (Appendix D.1), 16x finer")
     add_parallel(explain)
-    explain.set_defaults(handler=lambda args: run_explain(args, BOW_OPTIONS))
+    explain.set_defaults(handler=lambda args: run_explain(args, BOW_OPTIONS), outputs=EXPLAIN_OUTPUTS)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

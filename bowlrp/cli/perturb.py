@@ -3,6 +3,7 @@ descriptor replacement for Fisher-vector models, Appendix C.2)."""
 from __future__ import annotations
 
 import argparse
+import math
 
 from ..analysis.descriptor_replacement import RANDOM, RULE_ORDERS, DescriptorCurves
 from ..analysis.perturbation import curve_split, plot_curves
@@ -10,17 +11,20 @@ from ..analysis.region_perturbation import ORDER_KINDS, PerturbationConfig, Regi
 from ..errors import BowlrpError
 from ..model import load_model
 from ..runs import labelled_split
-from .common import (add_data_source, add_model, add_parallel, csv_list, data_settings, parallel_options, report_skips,
-                     skip_log)
+from .common import (add_data_source, add_model, add_parallel, csv_list, data_settings, non_negative_int,
+                     parallel_options, positive_int, report_skips, skip_log)
 
 
 def _fill(text: str) -> str | float:
     if text == "uniform":
         return text
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'uniform' or a number, got {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"'uniform' or a finite number, got {text!r}")
+    return value
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -49,24 +53,24 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                               "default: all five)")
     perturb.add_argument("--images", choices=("positives", "all"), default="positives",
                          help="which images of the split: those labelled with the class (default) or all")
-    perturb.add_argument("--n-images", type=int, metavar="N", help="only the first N of them")
-    perturb.add_argument("--region", type=int, default=9, help="side of the square regions in pixels (default 9)")
-    perturb.add_argument("--steps", type=int, default=100,
+    perturb.add_argument("--n-images", type=positive_int, metavar="N", help="only the first N of them")
+    perturb.add_argument("--region", type=positive_int, default=9, help="side of the square regions in pixels (default 9)")
+    perturb.add_argument("--steps", type=positive_int, default=100,
                          help="perturbation steps L: regions, or batches of descriptors (default 100)")
-    perturb.add_argument("--repetitions", type=int, default=None,
+    perturb.add_argument("--repetitions", type=positive_int, default=None,
                          help="random draws averaged per image (default 10 for regions, 5 for descriptors)")
-    perturb.add_argument("--per-step", type=int, default=100, metavar="N",
+    perturb.add_argument("--per-step", type=positive_int, default=100, metavar="N",
                          help="descriptors replaced per step (default 100: 10,000 over 100 steps, Appendix C.2; "
                               "fewer on images with fewer descriptors)")
     perturb.add_argument("--fill", type=_fill, default="uniform",
                          help="replacement values: 'uniform' in [0, 1] (default) or a constant")
-    perturb.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    perturb.add_argument("--batch-size", type=int, default=64, help="perturbed images scored at once (default 64)")
+    perturb.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    perturb.add_argument("--batch-size", type=positive_int, default=64, help="perturbed images scored at once (default 64)")
     perturb.add_argument("--device", default=None, help="device of a DNN model (cpu, cuda, cuda:N)")
     perturb.add_argument("--json", required=True, metavar="OUT.json", help="curves and AOPC per order (and per image)")
     perturb.add_argument("--plot", metavar="OUT.png", help="plot of the mean curves")
     add_parallel(perturb)
-    perturb.set_defaults(handler=run_perturb)
+    perturb.set_defaults(handler=run_perturb, outputs={"json": "file", "plot": "file"})
 
 
 def _order_list(values: list[str] | None) -> list[str] | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..analysis.spray import POOL_SIZES, read_annotations, spray_stores
 from ..errors import BowlrpError
 from ..store import RelevanceStore
-from .common import note
+from .common import non_negative_int, note, positive_float, positive_int
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -33,17 +33,17 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     spray.add_argument("--out", required=True, metavar="DIR", help="output folder (spray.json, PNG figures)")
     spray.add_argument("--pool", type=int, choices=POOL_SIZES, default=20,
                        help="sum-pool every map to PxP cells (default 20)")
-    spray.add_argument("--sigma", type=float, default=None, metavar="S",
+    spray.add_argument("--sigma", type=positive_float, default=None, metavar="S",
                        help="Gaussian low-pass on the pooled map, S in pooled cells (default: none)")
-    spray.add_argument("--seed", type=int, default=0, help="seed of the eigensolver start, k-means and t-SNE "
+    spray.add_argument("--seed", type=non_negative_int, default=0, help="seed of the eigensolver start, k-means and t-SNE "
                                                            "(default 0; same seed, same output)")
-    spray.add_argument("--central", type=int, default=6, metavar="N",
+    spray.add_argument("--central", type=positive_int, default=6, metavar="N",
                        help="most central images per cluster in the strips and the JSON (default 6)")
     spray.add_argument("--virelay", action="store_true",
                        help="also export OUT/virelay/ (project.yaml, label map, dataset, attribution and analysis "
                             "HDF5 files) for the ViRelAy viewer")
     spray.add_argument("--no-progress", action="store_true", help="no progress bars")
-    spray.set_defaults(handler=run_spray)
+    spray.set_defaults(handler=run_spray, outputs={"out": "folder"})
 
 
 def run_spray(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..study import run_study
 from ..study.plan import SIZES
 from ..study.report import REPORT_DIR, build_report
-from .common import csv_list
+from .common import csv_list, n_jobs_arg, non_negative_int
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -32,14 +32,14 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                             "default: the demo's sizes (GMM 64, 20 epochs, 100-step curves)")
     study.add_argument("--classes", type=csv_list, default=None, metavar="a,b,...",
                        help="only these classes (default: every class with positive images in trainval and test)")
-    study.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    study.add_argument("--seed", type=non_negative_int, default=0, help="seed of every random choice (default 0)")
     study.add_argument("--overwrite", action="store_true",
                        help="continue a study folder made with other data or settings: the steps whose inputs "
                             "changed run again, the others are kept")
-    study.add_argument("--n-jobs", type=int, default=None, metavar="N",
+    study.add_argument("--n-jobs", type=n_jobs_arg, default=None, metavar="N",
                        help="worker processes (default: the machine's cores, at most 4)")
     study.add_argument("--no-progress", action="store_true", help="no progress bars inside the steps")
-    study.set_defaults(handler=run_study_command)
+    study.set_defaults(handler=run_study_command, outputs={"out": "folder"})
 
     report = sub.add_parser(
         "report", parents=[common], help="(re)write a study's HTML report from its JSON files",

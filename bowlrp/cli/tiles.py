@@ -18,7 +18,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     merge.add_argument("--data", required=True, metavar="DIR", help="the tiled dataset (its ground_truth.json)")
     merge.add_argument("--out", required=True, metavar="DIR")
     merge.add_argument("--json", metavar="OUT.json", help="write the per-image and overall mask statistics here")
-    merge.set_defaults(handler=run_merge_tiles)
+    merge.set_defaults(handler=run_merge_tiles, outputs={"out": "folder", "json": "file"})
 
 
 def run_merge_tiles(args: argparse.Namespace) -> int:

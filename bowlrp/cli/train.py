@@ -5,14 +5,8 @@ import argparse
 
 from ..pipeline import PipelineConfig, train_model
 from ..runs import classes_with_positives, labelled_split
-from .common import add_data_source, add_parallel, csv_list, note, parallel_options, report_skips, skip_log
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in csv_list(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+from .common import (add_data_source, add_parallel, csv_list, non_negative_int, note, parallel_options, positive_float,
+                     positive_int, positive_ints, report_skips, skip_log)
 
 
 def _pooling(text: str) -> str | float:
@@ -40,33 +34,33 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                             "vq: hard vector quantisation (default fisher)")
     train.add_argument("--kernel", choices=("linear", "hik", "chi2", "additive-chi2", "rbf"), default="linear",
                        help="SVM kernel; chi2 is the exponential chi-squared kernel (default linear)")
-    train.add_argument("--gmm-k", type=int, default=256, metavar="K", help="GMM components for fisher (default 256)")
-    train.add_argument("--vocab-size", type=int, default=None, metavar="K",
+    train.add_argument("--gmm-k", type=positive_int, default=256, metavar="K", help="GMM components for fisher (default 256)")
+    train.add_argument("--vocab-size", type=positive_int, default=None, metavar="K",
                        help="k-means words for rankbow/vq (default 128 per block)")
-    train.add_argument("--pca-dims", type=int, default=None, metavar="D",
+    train.add_argument("--pca-dims", type=non_negative_int, default=None, metavar="D",
                        help="descriptor PCA dimensions (default 80 for fisher, none for BoW); 0 = no PCA")
-    train.add_argument("--bin-sizes", type=_ints, default=(4, 6, 8, 10), metavar="B,B,...",
+    train.add_argument("--bin-sizes", type=positive_ints, default=(4, 6, 8, 10), metavar="B,B,...",
                        help="SIFT spatial bin sizes in pixels, one scale each (default 4,6,8,10)")
-    train.add_argument("--step", type=int, default=3, help="descriptor grid step in pixels (default 3)")
+    train.add_argument("--step", type=positive_int, default=3, help="descriptor grid step in pixels (default 3)")
     train.add_argument("--sift-backend", choices=("auto", "vlfeat", "opencv"), default="auto",
                        help="dense SIFT implementation (default auto: vlfeat when cyvlfeat is installed)")
     train.add_argument("--sift-orientation", choices=("upright", "dominant"), default="upright",
                        help="upright: vl_dsift descriptors at angle 0 (VOC setup); dominant: each frame "
                             "turned to its main gradient orientation (the shapes task, Section 2.4.3)")
-    train.add_argument("--max-rows", type=int, default=480, help="images are shrunk to at most this many rows")
+    train.add_argument("--max-rows", type=positive_int, default=480, help="images are shrunk to at most this many rows")
     train.add_argument("--per-scale", action="store_true",
                        help="one vocabulary and one kernel per SIFT scale, kernels summed (Eq. 2.67)")
     train.add_argument("--no-pyramid", action="store_true", help="no 1x1+2x2+3x1 spatial pyramid")
     train.add_argument("--pooling", type=_pooling, default="sum",
                        help="BoW pooling: sum, max or a p-means exponent p >= 1 (Eq. 2.65; default sum)")
-    train.add_argument("--max-descriptors", type=int, default=200_000, metavar="N",
+    train.add_argument("--max-descriptors", type=positive_int, default=200_000, metavar="N",
                        help="random descriptor sample for PCA and vocabulary (default 200000; "
                             "fitting time grows linearly with it)")
-    train.add_argument("--C", type=float, default=None, help="SVM C (default: chosen on a validation split)")
+    train.add_argument("--C", type=positive_float, default=None, help="SVM C (default: chosen on a validation split)")
     train.add_argument("--classes", type=csv_list, default=None, metavar="a,b,...", help="train only these classes")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=non_negative_int, default=0, help="seed of the descriptor sample, PCA, vocabulary and validation split (default 0)")
     add_parallel(train)
-    train.set_defaults(handler=run_train)
+    train.set_defaults(handler=run_train, outputs={"out": "folder"})
 
 
 def run_train(args: argparse.Namespace) -> int:

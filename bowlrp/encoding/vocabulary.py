@@ -16,6 +16,8 @@ import numpy as np
 from ..errors import ModelError
 from ..parallel import map_row_chunks
 
+GMM_BACKENDS = ("sklearn", "vlfeat")
+
 # VLFeat (gmm.c) treats a mixture component with a prior below this as absent: its log
 # weight is -inf, so it gets no posterior mass, and vl_fisher leaves its block at zero.
 VL_GMM_MIN_PRIOR = 1e-6
@@ -192,7 +194,7 @@ class GmmVocabulary:
         elif self.backend == "vlfeat":
             self._fit_vlfeat(X)
         else:
-            raise ValueError(f"unknown GMM backend {self.backend!r}; use 'sklearn' or 'vlfeat'")
+            raise ValueError(f"unknown GMM backend {self.backend!r}; use one of {', '.join(GMM_BACKENDS)}")
         return self
 
     def _fit_sklearn(self, X: np.ndarray) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BowlrpError
+from ..parallel import single_thread_blas
 from ..svm.classifier import BinarySvm
 from .taylor import taylor_relevance
 
@@ -124,7 +125,16 @@ def explain_svm(machine: BinarySvm, x: np.ndarray, bias: str = "keep", reference
         default the machine's support vectors.
     **taylor_options
         Passed to :func:`bowlrp.lrp.taylor.taylor_relevance`.
+
+    BLAS runs on one thread here, so the score, relevance and root point of an image do not depend on
+    how many BLAS threads the process has (a joblib worker has fewer than the main process).
     """
+    with single_thread_blas():
+        return _explain_svm(machine, x, bias, reference, **taylor_options)
+
+
+def _explain_svm(machine: BinarySvm, x: np.ndarray, bias: str, reference: np.ndarray | None,
+                 **taylor_options) -> SvmRelevance:
     x = np.asarray(x, dtype=np.float64).ravel()
     score = float(machine.decision_function(x[None, :])[0])
     if is_exactly_decomposable(machine):

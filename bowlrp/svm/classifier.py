@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.svm import SVC
 
 from ..errors import BowlrpError, DataError
+from ..parallel import map_row_chunks, single_thread_blas
 from .kernels import BLOCK_BYTES, Kernel, _as_2d, linear_feature_weights, make_kernel
 from .metrics import AP_METHODS, sign_accuracy
 
@@ -54,11 +55,39 @@ def _fit_svc(gram: np.ndarray, y: np.ndarray, C: float, class_weight: ClassWeigh
     return svc.support_.astype(np.int64), sign * svc.dual_coef_[0].astype(np.float64), sign * float(svc.intercept_[0])
 
 
+def _scores_by_rows(score: Callable[[np.ndarray], np.ndarray], X: np.ndarray, out_shape: tuple[int, ...],
+                    threads: bool = True) -> np.ndarray:
+    """``score(rows)`` over row blocks of X (n, d), each a float64 copy of at most :data:`BLOCK_BYTES`,
+    stacked: ``(n,) + out_shape``.
+
+    BLAS runs on one thread for every block, so a score never depends on how many BLAS threads the
+    process has (a joblib worker has fewer than the main process): a (1, d) @ (d,) product with
+    d = 300,000 comes out 1e-11 apart on one and on two OpenBLAS threads. ``threads`` spreads the
+    blocks over the process's compute threads (:func:`~bowlrp.parallel.map_row_chunks`); without
+    it they run one after another, for ``score`` functions that start numba's own parallel loops.
+    """
+    if not X.shape[0]:
+        return np.zeros((0,) + out_shape)
+    step = max(1, BLOCK_BYTES // (8 * max(X.shape[1], 1)))
+
+    def block(start: int, stop: int) -> np.ndarray:
+        return score(np.asarray(X[start:stop], dtype=np.float64))
+
+    if threads:
+        return np.concatenate(map_row_chunks(block, X.shape[0], step))
+    with single_thread_blas():
+        return np.concatenate([block(i, min(i + step, X.shape[0])) for i in range(0, X.shape[0], step)])
+
+
 def _linear_scores(X: np.ndarray, W: np.ndarray) -> np.ndarray:
     """X (n, d) @ W (d, ...) in float64, converting X one row block at a time."""
-    step = max(1, BLOCK_BYTES // (8 * max(X.shape[1], 1)))
-    return np.concatenate([np.asarray(X[i:i + step], dtype=np.float64) @ W for i in range(0, X.shape[0], step)]) \
-        if X.shape[0] else np.zeros((0,) + W.shape[1:])
+    return _scores_by_rows(lambda rows: rows @ W, X, W.shape[1:])
+
+
+def _kernel_scores(kernel: Kernel, X: np.ndarray, pool: np.ndarray, dual: np.ndarray) -> np.ndarray:
+    """``k(X, pool) @ dual`` (n,) + dual.shape[1:], without the intercept; the histogram kernels'
+    Gram blocks are numba-parallel already, so the row blocks run one after another."""
+    return _scores_by_rows(lambda rows: kernel.gram(rows, pool) @ dual, X, dual.shape[1:], threads=False)
 
 
 def _class_weight_to_json(class_weight: ClassWeight) -> Any:
@@ -156,7 +185,7 @@ class BinarySvm:
             if X.shape[1] != self.coef_.shape[0]:
                 raise DataError(f"X has {X.shape[1]} dimensions, the model expects {self.coef_.shape[0]}")
             return _linear_scores(X, self.coef_) + self.intercept_
-        return self.kernel_.gram(X, self.support_vectors_float64()) @ self.dual_coef_ + self.intercept_
+        return _kernel_scores(self.kernel_, X, self.support_vectors_float64(), self.dual_coef_) + self.intercept_
 
     def support_vectors_float64(self) -> np.ndarray:
         """The support vectors as float64, converted once: every Gram block works in float64, and
@@ -358,7 +387,7 @@ class OneVsRestSvm:
                 raise DataError(f"X has {X.shape[1]} dimensions, the model expects {W.shape[0]}")
             return _linear_scores(X, W) + intercepts
         pool, dual = self._support_pool()
-        return self.kernel_.gram(X, pool) @ dual + intercepts
+        return _kernel_scores(self.kernel_, X, pool, dual) + intercepts
 
     def _support_pool(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct support vectors of all classes (U, d) float32 and their coefficients (U, n_classes)."""
@@ -411,7 +440,9 @@ class OneVsRestSvm:
             est = BinarySvm()
             est.kernel_, est.intercept_, est.C_, est.class_weight_ = kernel, float(b), C, class_weight
             if "coef" in arrays:
-                est.coef_ = np.asarray(arrays["coef"][:, c], dtype=np.float64)
+                # contiguous: a strided column is scored by another summation than the contiguous copy a
+                # worker process unpickles, so scores differed in the last bits with --n-jobs
+                est.coef_ = np.ascontiguousarray(arrays["coef"][:, c], dtype=np.float64)
                 est.support_vectors_ = est.dual_coef_ = None
             else:
                 used = np.flatnonzero(arrays["dual_coef"][:, c] != 0)
