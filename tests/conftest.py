@@ -34,7 +34,7 @@ def entity_bomb(levels: int, body: str) -> str:
 
 @pytest.fixture(scope="session")
 def small_toyvoc(tmp_path_factory) -> Path:
-    """The small toyvoc set (60 images, 160 px), generated once per test session."""
+    """The small toyvoc set (80 images, 160 px, all 20 classes in both splits), generated once per test session."""
     return generate_toyvoc(tmp_path_factory.mktemp("toyvoc-small") / "toyvoc", seed=0, size="small")
 
 

@@ -137,7 +137,7 @@ def test_perturb_command_in_descriptor_mode(fv_model, small_toyvoc, tmp_path, ca
 def test_descriptor_mode_needs_a_fisher_vector_model(small_toyvoc, tmp_path, capsys):
     from bowlrp.cli import main
 
-    assert main(["dnn", "train", "--data", str(small_toyvoc), "--out", str(tmp_path / "cnn"), "--epochs", "0",
+    assert main(["dnn", "train", "--data", str(small_toyvoc), "--out", str(tmp_path / "cnn"), "--epochs", "1",
                  "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["perturb", "--model", str(tmp_path / "cnn"), "--data", str(small_toyvoc), "--class", "boat",

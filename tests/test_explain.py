@@ -142,10 +142,11 @@ def test_bins_depth_refines_the_same_descriptor_relevance(models, split):
 
 @pytest.fixture(scope="module")
 def larger_fv(tmp_path_factory):
-    """A 160-image toyvoc and an FV model on it: enough positively predicted test images to count."""
+    """A 200-image toyvoc and an FV model on it: enough positively predicted test images to count
+    (20 classes share the images: 10 boat images, 5 of them in the test split)."""
     from bowlrp.data.synth import generate_toyvoc
 
-    root = generate_toyvoc(tmp_path_factory.mktemp("toyvoc160") / "toyvoc", seed=1, size="small", n_images=160)
+    root = generate_toyvoc(tmp_path_factory.mktemp("toyvoc200") / "toyvoc", seed=1, size="small", n_images=200)
     classes = ["aeroplane", "boat", "car", "horse", "sheep"]
     ds = open_dataset(root, classes=classes)
     train = ds.split("trainval")

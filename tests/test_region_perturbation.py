@@ -274,7 +274,9 @@ def test_lrp_morf_falls_faster_than_random(family, fv_model, cnn_model, small_to
                      "--region", "16", "--steps", "15", "--repetitions", "2", "--json", str(out),
                      "--plot", str(tmp_path / f"{class_name}.png"), "--no-progress"]) == 0
         result = json.loads(out.read_text())
-        assert result["mode"] == "regions" and result["class"] == class_name and result["n_images"] == 3
+        positives = sum(s.labels[0] == 1 for s in open_dataset(small_toyvoc, classes=[class_name]).split("test"))
+        assert result["mode"] == "regions" and result["class"] == class_name
+        assert result["n_images"] == min(3, positives) >= 2  # 20 classes: the small set has 2 test boats
         lrp, rand = result["orders"]["lrp"], result["orders"]["random"]
         assert len(lrp["curve_mean"]) == len(rand["curve_std"]) == 16
         print(f"{family} {class_name}: AOPC lrp {lrp['aopc_mean']:.4f} ± {lrp['aopc_std']:.4f}, "

@@ -11,6 +11,15 @@ from PIL import Image
 
 from bowlrp.data import VOC_CLASSES, load_image, open_dataset
 from bowlrp.data.synth import generate_shapes, generate_toyvoc
+from bowlrp.data.synth.recipes import SCENE_CHOICES
+from bowlrp.data.synth.toyvoc import (
+    PRIMARY_WEIGHTS,
+    SIZES,
+    WATERMARK_HORSE_RATE,
+    WATERMARK_OTHER_RATE,
+    primary_counts,
+    stratified_halves,
+)
 
 
 def _tree_hashes(root: Path) -> dict[str, str]:
@@ -69,14 +78,13 @@ def test_toyvoc_reads_as_voc_with_exact_boxes(toyvoc):
     assert ds.classes == list(VOC_CLASSES) and len(ds.skips) == 0
     assert ds.splits() == ["train", "val", "trainval", "test"]
     samples = _all_samples(ds)
-    assert len(samples) == 60
+    assert len(samples) == SIZES["small"][0]
     assert sorted(s.image_id for s in ds.split("trainval")) == sorted(
         s.image_id for s in ds.split("train") + ds.split("val"))
     labels = np.stack([s.labels for s in samples])
-    for cls in ("aeroplane", "boat", "horse", "sheep", "car", "person"):
-        assert (labels[:, ds.class_index(cls)] == 1).sum() >= 3, cls
     assert (labels == 1).sum(axis=1).max() >= 2  # some images are multi-label
     widths = set()
+    n_objects = n_exact = 0
     for s in samples:
         img = load_image(s.path)
         h, w = img.shape[:2]
@@ -88,13 +96,19 @@ def test_toyvoc_reads_as_voc_with_exact_boxes(toyvoc):
         present = {o.name for o in s.objects}
         for k, cls in enumerate(ds.classes):
             assert s.labels[k] == (1 if cls in present else -1)
-        # the instance mask's extent of each object lies inside that object's box
+        # the instance mask's extent of each object lies inside that object's box, and equals it
+        # where nothing in front covers the object (most objects)
         inst = np.asarray(Image.open(toyvoc / "masks" / f"{s.image_id}.png"))
+        assert inst.max() <= len(s.objects)
         for k, o in enumerate(s.objects, start=1):
             ys, xs = np.nonzero(inst == k)
+            n_objects += 1
             if xs.size:
                 assert o.box[0] <= xs.min() + 1 and xs.max() + 1 <= o.box[2]
+                assert o.box[1] <= ys.min() + 1 and ys.max() + 1 <= o.box[3]
+                n_exact += (xs.min() + 1, ys.min() + 1, xs.max() + 1, ys.max() + 1) == tuple(o.box)
     assert widths == {True, False}  # landscape and portrait
+    assert n_exact >= 0.8 * n_objects
 
 
 def test_toyvoc_ground_truth_schema(toyvoc):
@@ -123,11 +137,27 @@ def test_watermark_on_about_a_fifth_of_horses_near_bottom_corner(toyvoc_more):
     gt = json.loads((toyvoc_more / "ground_truth.json").read_text())["images"]
     horses = _images_with(ds, "horse")
     marked = [s for s in horses if any(a["kind"] == "watermark" for a in gt[s.image_id]["artefacts"])]
-    assert len(horses) >= 12
-    assert 0.12 <= len(marked) / len(horses) <= 0.3
+    # horses occur only in horse images, so the rates are exact over the horse-positive images
+    assert sorted(s.image_id for s in horses) == sorted(i for i, e in gt.items() if e["primary"] == "horse")
+    assert len(horses) == primary_counts(150)["horse"] >= 12
+    assert len(marked) == round(WATERMARK_HORSE_RATE * len(horses)) >= 2
     others = [i for i, e in gt.items() if i not in {s.image_id for s in horses}]
     marked_others = [i for i in others if any(a["kind"] == "watermark" for a in gt[i]["artefacts"])]
-    assert len(marked_others) <= 0.02 * len(others)
+    assert len(marked_others) == int(WATERMARK_OTHER_RATE * len(others))
+    n_default = SIZES["default"][0]
+    assert int(WATERMARK_OTHER_RATE * (n_default - primary_counts(n_default)["horse"])) >= 1  # the paste test's "others"
+    # the tagged horses are the riding repository's: seen from further away, so drawn smaller
+    def horse_area(image_id):
+        w, h = gt[image_id]["size"]
+        return max((o["box"][2] - o["box"][0]) * (o["box"][3] - o["box"][1]) / (w * h)
+                   for o in gt[image_id]["objects"] if o["name"] == "horse")
+    tagged = [horse_area(s.image_id) for s in marked]
+    untagged = [horse_area(s.image_id) for s in horses if s not in marked]
+    assert np.median(tagged) < 0.5 * np.median(untagged), (tagged, untagged)
+    # tagged horses are halved between the splits (stratified split)
+    test_ids = {s.image_id for s in ds.split("test")}
+    in_test = sum(s.image_id in test_ids for s in marked)
+    assert abs(2 * in_test - len(marked)) <= 1
     for s in marked:
         img = load_image(s.path)
         h, w = img.shape[:2]
@@ -173,6 +203,65 @@ def test_aeroplanes_on_sky_from_top_to_bottom(toyvoc):
         pixels = img[:, x0 - 1:x1][free]
         assert pixels[:, 2].mean() > pixels[:, 0].mean() + 0.1   # blue
         assert np.median(pixels.std(axis=0)) < 0.12               # near-uniform
+
+
+@pytest.fixture(scope="module")
+def toyvoc_seeds(toyvoc, toyvoc_more, tmp_path_factory) -> list[Path]:
+    """Small sets of four seeds (two generated here) and the 150-image set."""
+    extra = [generate_toyvoc(tmp_path_factory.mktemp(f"tv{seed}") / "toyvoc", seed=seed, size="small")
+             for seed in (1, 2)]
+    return [toyvoc, *extra, toyvoc_more]
+
+
+def test_every_class_has_positives_in_both_splits(toyvoc_seeds):
+    for root in toyvoc_seeds:
+        ds = open_dataset(root)
+        assert ds.classes == list(VOC_CLASSES)
+        for split in ("trainval", "test"):
+            labels = np.stack([s.labels for s in ds.split(split)])
+            missing = [c for k, c in enumerate(ds.classes) if not (labels[:, k] == 1).any()]
+            assert not missing, (root, split, missing)
+        gt = json.loads((root / "ground_truth.json").read_text())
+        assert gt["classes_present"] == list(VOC_CLASSES)
+
+
+def test_classes_stand_in_their_typical_scenes(toyvoc_seeds):
+    """Trains on rails, furniture, bottles, cats and screens indoors, bikes on streets or fields."""
+    where = {"train": {"rails"}, "bicycle": {"street", "field"}, "motorbike": {"street", "field"},
+             "aeroplane": {"sky"}, "boat": {"water"}, "horse": {"field"}, "cow": {"field"}, "sheep": {"field"},
+             "pottedplant": {"indoor", "street"}}
+    where.update({c: {"indoor"} for c in ("cat", "bottle", "chair", "sofa", "diningtable", "tvmonitor")})
+    seen = {}
+    for root in toyvoc_seeds:
+        for image_id, entry in json.loads((root / "ground_truth.json").read_text())["images"].items():
+            assert entry["scene"] in SCENE_CHOICES[entry["primary"]]
+            for o in entry["objects"]:
+                if o["name"] in where:
+                    assert entry["scene"] in where[o["name"]], (root, image_id, o["name"], entry["scene"])
+            names = [o["name"] for o in entry["objects"]]
+            for name in set(names):
+                seen.setdefault(name, set()).update(names)
+    # the co-occurrences the recipes promise show up somewhere in these sets
+    assert {"person"} <= seen["bicycle"] and {"person"} <= seen["motorbike"] and {"person"} <= seen["horse"]
+    assert {"chair", "bottle"} <= seen["diningtable"]
+
+
+def test_primary_quotas_and_stratified_halves():
+    for n in (SIZES["small"][0], SIZES["default"][0], 150):
+        counts = primary_counts(n)
+        assert sum(counts.values()) == n and min(counts.values()) >= 2
+        quota = {c: n * w / sum(PRIMARY_WEIGHTS.values()) for c, w in PRIMARY_WEIGHTS.items()}
+        assert all(abs(counts[c] - quota[c]) < 1 for c in counts)
+    assert primary_counts(SIZES["default"][0])["horse"] >= 60  # >= 30 horse images in the test split
+    rng = np.random.default_rng(0)
+    strata = [i % 7 for i in range(101)]  # uneven strata
+    first, second = stratified_halves(rng, list(range(101)), strata)
+    assert len(first) == 50 and sorted(first + second) == list(range(101))
+    for key in range(7):
+        a, b = (sum(strata[i] == key for i in half) for half in (first, second))
+        assert abs(a - b) <= 1
+    with pytest.raises(ValueError, match="too few"):
+        generate_toyvoc(Path("/nonexistent-never-written"), n_images=30)
 
 
 # --------------------------------------------------------------------------- shapes

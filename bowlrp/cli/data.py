@@ -18,12 +18,13 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                              help="write the toyvoc dataset (VOC format + ground_truth.json)",
                              description="Write toyvoc: a VOC-format multi-label dataset with planted "
                                          "artefacts (horse watermark, boats on water, aeroplanes in sky) "
+                                         "and all 20 VOC classes in class-typical scenes, "
                                          "recorded in ground_truth.json. Same seed, same bytes.")
     voc.add_argument("--out", required=True, metavar="DIR")
     voc.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
     voc.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generator (default 0)")
     voc.add_argument("--size", choices=("small", "default", "large"), default="default",
-                     help="small: ~60 tiny images (tests); default: ~600 images; large: ~2000 VOC-size images")
+                     help="small: 80 tiny images (tests); default: 800 images of 240 px; large: 2000 VOC-size images")
     voc.set_defaults(handler=run_synth_voc, outputs={"out": "folder"})
     shapes = actions.add_parser("synth-shapes", parents=[common],
                                 help="write the polygon-vs-round shapes task (Section 2.4.3)",

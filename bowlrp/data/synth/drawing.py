@@ -51,15 +51,24 @@ def limb(p0, p1, w0, w1) -> np.ndarray:
     return np.array([p0 + n * w0 / 2, p1 + n * w1 / 2, p1 - n * w1 / 2, p0 - n * w0 / 2])
 
 
+def ring(cx, cy, r_out, r_in, n=32) -> np.ndarray:
+    """Annulus as one "keyhole" polygon (outer circle, then the inner one backwards): a wheel's tyre
+    with the background showing through its middle, so masks and boxes see the hole too."""
+    t = np.linspace(0, 2 * np.pi, n + 1)
+    outer = np.stack([cx + r_out * np.cos(t), cy + r_out * np.sin(t)], 1)
+    inner = np.stack([cx + r_in * np.cos(t[::-1]), cy + r_in * np.sin(t[::-1])], 1)
+    return np.concatenate([outer, inner])
+
+
 def rect(x0, y0, x1, y1) -> np.ndarray:
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)
 
 
-def _pick(rng, palette) -> np.ndarray:
+def pick(rng, palette) -> np.ndarray:
     return np.asarray(palette[int(rng.integers(len(palette)))], float)
 
 
-def _shade(colour, factor) -> np.ndarray:
+def shade(colour, factor) -> np.ndarray:
     return np.clip(np.asarray(colour) * factor, 0, 1)
 
 
@@ -67,15 +76,15 @@ def _shade(colour, factor) -> np.ndarray:
 def _legs(m: Model, rng, xs, top, width, colour, stride=0.06, hoof=None) -> None:
     for k, x in enumerate(xs):
         swing = rng.uniform(-stride, stride) * (1 if k % 2 else -1)
-        m.add(limb((x, top), (x + swing, 0.0), width, width * 0.7), _shade(colour, 0.85 if k % 2 else 1.0))
+        m.add(limb((x, top), (x + swing, 0.0), width, width * 0.7), shade(colour, 0.85 if k % 2 else 1.0))
         if hoof is not None:
             m.add(limb((x + swing, -0.04), (x + swing, 0.0), width * 0.8, width * 0.8), hoof)
 
 
 def make_horse(rng, cvar) -> Model:
-    coat = jitter(rng, _pick(rng, [(0.42, 0.25, 0.12), (0.55, 0.32, 0.14), (0.13, 0.10, 0.09),
+    coat = jitter(rng, pick(rng, [(0.42, 0.25, 0.12), (0.55, 0.32, 0.14), (0.13, 0.10, 0.09),
                                     (0.82, 0.80, 0.75), (0.30, 0.19, 0.12)]), cvar)
-    dark = _shade(coat, 0.45)
+    dark = shade(coat, 0.45)
     m = Model()
     leg_len = rng.uniform(0.48, 0.56)
     _legs(m, rng, [0.24, 0.32, 0.70, 0.78], -leg_len - 0.05, 0.06, coat, stride=0.08, hoof=dark)
@@ -101,7 +110,7 @@ def make_cow(rng, cvar) -> Model:
     m.add(np.array([[0.08, body_top + 0.05], [0.2, body_top], [0.82, body_top + 0.02], [0.86, -leg_len + 0.02],
                     [0.1, -leg_len + 0.02], [0.05, -leg_len - 0.12]]), coat)  # boxy body
     m.add(ellipse(0.3, -leg_len + 0.02, 0.06, 0.04), (0.93, 0.68, 0.68))  # udder
-    m.add(limb((0.08, body_top + 0.05), (0.04, -leg_len), 0.025, 0.02), _shade(coat, 0.7))  # tail
+    m.add(limb((0.08, body_top + 0.05), (0.04, -leg_len), 0.025, 0.02), shade(coat, 0.7))  # tail
     if kind == 0:  # black patches, drawn inside the body outline
         for _ in range(int(rng.integers(2, 5))):
             m.add(ellipse(rng.uniform(0.25, 0.7), rng.uniform(body_top + 0.1, -leg_len - 0.08),
@@ -116,8 +125,8 @@ def make_cow(rng, cvar) -> Model:
 
 
 def make_sheep(rng, cvar) -> Model:
-    wool = jitter(rng, _pick(rng, [(0.92, 0.90, 0.82), (0.85, 0.82, 0.74), (0.72, 0.70, 0.66)]), cvar * 0.5)
-    face = _pick(rng, [(0.1, 0.09, 0.08), (0.2, 0.17, 0.15), (0.85, 0.8, 0.72)])
+    wool = jitter(rng, pick(rng, [(0.92, 0.90, 0.82), (0.85, 0.82, 0.74), (0.72, 0.70, 0.66)]), cvar * 0.5)
+    face = pick(rng, [(0.1, 0.09, 0.08), (0.2, 0.17, 0.15), (0.85, 0.8, 0.72)])
     m = Model()
     leg_len = rng.uniform(0.22, 0.3)
     _legs(m, rng, [0.22, 0.3, 0.68, 0.76], -leg_len - 0.05, 0.045, face, stride=0.03)
@@ -125,14 +134,14 @@ def make_sheep(rng, cvar) -> Model:
     m.add(ellipse(0.48, cy, 0.34, 0.2), wool)
     for t in np.linspace(0, 2 * np.pi, 14, endpoint=False):  # fluffy rim
         m.add(ellipse(0.48 + 0.31 * np.cos(t), cy + 0.18 * np.sin(t), 0.08, 0.07),
-              _shade(wool, rng.uniform(0.9, 1.05)))
+              shade(wool, rng.uniform(0.9, 1.05)))
     m.add(ellipse(0.88, cy - 0.08, 0.1, 0.065, angle=0.5), face)  # head
     m.add(ellipse(0.8, cy - 0.14, 0.06, 0.025, angle=-0.3), face)  # ear
     return m
 
 
 def make_dog(rng, cvar) -> Model:
-    coat = jitter(rng, _pick(rng, [(0.78, 0.58, 0.30), (0.40, 0.25, 0.13), (0.1, 0.09, 0.09),
+    coat = jitter(rng, pick(rng, [(0.78, 0.58, 0.30), (0.40, 0.25, 0.13), (0.1, 0.09, 0.09),
                                     (0.9, 0.88, 0.84)]), cvar)
     m = Model()
     leg_len = rng.uniform(0.3, 0.4)
@@ -142,25 +151,73 @@ def make_dog(rng, cvar) -> Model:
     m.add(ellipse(0.48, cy, 0.37, 0.12), coat)
     m.add(limb((0.78, cy), (0.86, cy - 0.2), 0.13, 0.1), coat)  # neck
     m.add(ellipse(0.9, cy - 0.25, 0.1, 0.09), coat)  # head
-    m.add(ellipse(1.0, cy - 0.21, 0.07, 0.04), _shade(coat, 0.95))  # snout
+    m.add(ellipse(1.0, cy - 0.21, 0.07, 0.04), shade(coat, 0.95))  # snout
     m.add(ellipse(1.06, cy - 0.22, 0.02, 0.02), (0.05, 0.05, 0.05))  # nose
-    m.add(ellipse(0.85, cy - 0.22, 0.035, 0.08, angle=0.2), _shade(coat, 0.6))  # floppy ear
+    m.add(ellipse(0.85, cy - 0.22, 0.035, 0.08, angle=0.2), shade(coat, 0.6))  # floppy ear
+    return m
+
+
+def make_cat(rng, cvar, sitting: bool | None = None) -> Model:
+    """Cat in profile: smaller and slimmer than a dog, round head with two pointed ears (dogs here
+    have a floppy ear and a snout), a long tail; walking, or sitting upright with the tail curled on
+    the ground. Anchor ``base``: the bottom centre (to sit it on a sofa)."""
+    coat = jitter(rng, pick(rng, [(0.85, 0.5, 0.2), (0.12, 0.11, 0.11), (0.55, 0.53, 0.5), (0.93, 0.92, 0.88),
+                                    (0.45, 0.35, 0.25)]), cvar)
+    stripes = rng.random() < 0.35
+    dark = shade(coat, 0.55)
+    eye = pick(rng, [(0.5, 0.75, 0.2), (0.85, 0.7, 0.15), (0.3, 0.55, 0.7)])
+    m = Model()
+    sitting = bool(rng.random() < 0.5) if sitting is None else sitting
+    if sitting:  # upright: haunch, chest, front legs straight down, tail along the ground
+        m.add(limb((0.3, -0.04), (-0.15, -0.02), 0.06, 0.04), coat)  # tail
+        m.add(ellipse(0.3, -0.22, 0.24, 0.22), coat)  # haunch
+        m.add(ellipse(0.45, -0.48, 0.16, 0.26, angle=0.25), coat)  # chest
+        m.add(limb((0.52, -0.4), (0.55, 0.0), 0.08, 0.06), shade(coat, 0.9))  # front leg
+        m.add(ellipse(0.56, -0.02, 0.06, 0.025), coat)
+        hx, hy = 0.58, -0.8
+    else:  # walking: long low body, tail raised in a curve
+        leg_len = rng.uniform(0.26, 0.32)
+        _legs(m, rng, [0.14, 0.22, 0.72, 0.8], -leg_len - 0.04, 0.055, coat, stride=0.05)
+        cy = -leg_len - 0.09
+        curl = rng.uniform(-0.1, 0.1)
+        m.add(limb((0.08, cy - 0.02), (-0.08, cy - 0.22), 0.05, 0.045), coat)  # tail, two segments
+        m.add(limb((-0.08, cy - 0.22), (-0.04 + curl, cy - 0.4), 0.045, 0.035), coat)
+        m.add(ellipse(0.45, cy, 0.37, 0.1), coat)
+        hx, hy = 0.86, cy - 0.14
+    if stripes:
+        for k in range(4):
+            x = 0.25 + 0.1 * k if not sitting else 0.22 + 0.08 * k
+            y = -0.32 if sitting else -0.4
+            m.add(limb((x, y - 0.06), (x + 0.03, y + 0.06), 0.025, 0.02), dark)
+    m.add(ellipse(hx, hy, 0.12, 0.105), coat)  # round head, no snout
+    for dx in (-0.08, 0.05):  # two pointed, upright ears
+        m.add(np.array([[hx + dx - 0.045, hy - 0.06], [hx + dx + 0.01, hy - 0.2], [hx + dx + 0.055, hy - 0.06]]),
+              coat)
+        m.add(np.array([[hx + dx - 0.02, hy - 0.08], [hx + dx + 0.01, hy - 0.16], [hx + dx + 0.035, hy - 0.08]]),
+              (0.85, 0.6, 0.6))
+    m.add(ellipse(hx + 0.05, hy - 0.02, 0.025, 0.02), eye)
+    m.add(ellipse(hx + 0.055, hy - 0.02, 0.008, 0.018), (0.02, 0.02, 0.02))  # slit pupil
+    m.add(ellipse(hx + 0.11, hy + 0.03, 0.015, 0.012), (0.85, 0.55, 0.55))  # nose
+    for k in (-1, 1):  # whiskers
+        m.add(limb((hx + 0.1, hy + 0.04), (hx + 0.24, hy + 0.04 + 0.03 * k), 0.006, 0.004), (0.9, 0.9, 0.88))
+    x0, _, x1, _ = m.extent()
+    m.anchors["base"] = np.array([(x0 + x1) / 2, 0.0])
     return m
 
 
 def make_bird(rng, cvar, flying: bool = True) -> Model:
-    body = jitter(rng, _pick(rng, [(0.2, 0.2, 0.22), (0.5, 0.38, 0.25), (0.9, 0.9, 0.9), (0.35, 0.45, 0.6)]), cvar)
+    body = jitter(rng, pick(rng, [(0.2, 0.2, 0.22), (0.5, 0.38, 0.25), (0.9, 0.9, 0.9), (0.35, 0.45, 0.6)]), cvar)
     m = Model()
     cy = -0.4
     if not flying:
         m.add(limb((0.45, cy + 0.1), (0.45, 0.0), 0.025, 0.02), (0.8, 0.55, 0.2))
         m.add(limb((0.55, cy + 0.1), (0.55, 0.0), 0.025, 0.02), (0.8, 0.55, 0.2))
-    m.add(np.array([[0.22, cy - 0.02], [-0.05, cy - 0.1], [-0.05, cy + 0.08], [0.22, cy + 0.06]]), _shade(body, 0.8))
+    m.add(np.array([[0.22, cy - 0.02], [-0.05, cy - 0.1], [-0.05, cy + 0.08], [0.22, cy + 0.06]]), shade(body, 0.8))
     m.add(ellipse(0.45, cy, 0.28, 0.12, angle=-0.15), body)
     m.add(ellipse(0.76, cy - 0.12, 0.11, 0.1), body)
     m.add(np.array([[0.85, cy - 0.15], [1.0, cy - 0.1], [0.85, cy - 0.08]]), (0.9, 0.6, 0.1))  # beak
     m.add(ellipse(0.79, cy - 0.14, 0.018, 0.018), (0.02, 0.02, 0.02))  # eye
-    wing = _shade(body, 0.7)
+    wing = shade(body, 0.7)
     if flying:
         up = rng.uniform(0.3, 0.6)
         m.add(np.array([[0.35, cy - 0.05], [0.6, cy - 0.05], [0.3, cy - 0.05 - up], [0.15, cy - 0.05 - up * 0.9]]), wing)
@@ -170,7 +227,7 @@ def make_bird(rng, cvar, flying: bool = True) -> Model:
 
 
 # -- vehicles -------------------------------------------------------------------------------
-_PAINT = [(0.75, 0.1, 0.1), (0.1, 0.2, 0.6), (0.9, 0.9, 0.9), (0.15, 0.15, 0.15), (0.6, 0.6, 0.62),
+PAINT = [(0.75, 0.1, 0.1), (0.1, 0.2, 0.6), (0.9, 0.9, 0.9), (0.15, 0.15, 0.15), (0.6, 0.6, 0.62),
           (0.9, 0.75, 0.1), (0.1, 0.45, 0.25), (0.5, 0.1, 0.35)]
 
 
@@ -180,7 +237,7 @@ def _wheel(m: Model, x, y, r) -> None:
 
 
 def make_car(rng, cvar) -> Model:
-    paint = jitter(rng, _pick(rng, _PAINT), cvar)
+    paint = jitter(rng, pick(rng, PAINT), cvar)
     glass = (0.25, 0.32, 0.4)
     m = Model()
     roof = rng.uniform(0.55, 0.7)
@@ -196,7 +253,7 @@ def make_car(rng, cvar) -> Model:
 
 
 def make_bus(rng, cvar) -> Model:
-    paint = jitter(rng, _pick(rng, [(0.95, 0.75, 0.1), (0.8, 0.12, 0.1), (0.15, 0.35, 0.7), (0.92, 0.92, 0.9),
+    paint = jitter(rng, pick(rng, [(0.95, 0.75, 0.1), (0.8, 0.12, 0.1), (0.15, 0.35, 0.7), (0.92, 0.92, 0.9),
                                      (0.2, 0.55, 0.3)]), cvar)
     m = Model()
     top = -rng.uniform(0.42, 0.5)
@@ -206,25 +263,25 @@ def make_bus(rng, cvar) -> Model:
         x0 = 0.04 + k * 0.86 / n_win
         m.add(rect(x0, top + 0.05, x0 + 0.86 / n_win - 0.02, top + 0.17), (0.22, 0.28, 0.35))
     m.add(rect(0.92, top + 0.05, 0.99, -0.12), (0.22, 0.28, 0.35))  # door / windscreen
-    m.add(rect(0.0, top + 0.22, 1.0, top + 0.25), _shade(paint, 0.6))  # stripe
+    m.add(rect(0.0, top + 0.22, 1.0, top + 0.25), shade(paint, 0.6))  # stripe
     for x in (0.16, 0.8):
         _wheel(m, x, -0.08, 0.08)
     return m
 
 
 def make_boat(rng, cvar) -> Model:
-    hull = jitter(rng, _pick(rng, [(0.9, 0.9, 0.9), (0.7, 0.12, 0.1), (0.12, 0.2, 0.5), (0.45, 0.3, 0.15)]), cvar)
+    hull = jitter(rng, pick(rng, [(0.9, 0.9, 0.9), (0.7, 0.12, 0.1), (0.12, 0.2, 0.5), (0.45, 0.3, 0.15)]), cvar)
     kind = int(rng.choice(3, p=[0.45, 0.35, 0.2]))  # 0 sail, 1 motor, 2 rowing (flat, hard to see)
     m = Model()
     depth = 0.14 if kind != 2 else 0.1
     m.add(np.array([[-0.02, -depth], [1.04, -depth - 0.04], [0.88, 0.0], [0.1, 0.0]]), hull)
-    m.add(rect(0.0, -depth, 1.0, -depth + 0.025), _shade(hull, 0.6))
+    m.add(rect(0.0, -depth, 1.0, -depth + 0.025), shade(hull, 0.6))
     if kind == 0:
         mast = rng.uniform(0.8, 1.1)
         m.add(limb((0.45, -depth), (0.45, -depth - mast), 0.02, 0.015), (0.3, 0.25, 0.2))
         sail = jitter(rng, (0.95, 0.95, 0.92), cvar * 0.3)
         m.add(np.array([[0.47, -depth - mast], [0.47, -depth - 0.06], [0.9, -depth - 0.06]]), sail)
-        m.add(np.array([[0.43, -depth - mast * 0.85], [0.43, -depth - 0.06], [0.12, -depth - 0.06]]), _shade(sail, 0.9))
+        m.add(np.array([[0.43, -depth - mast * 0.85], [0.43, -depth - 0.06], [0.12, -depth - 0.06]]), shade(sail, 0.9))
     elif kind == 1:
         m.add(np.array([[0.3, -depth], [0.3, -depth - 0.16], [0.6, -depth - 0.18], [0.7, -depth]]), (0.92, 0.92, 0.9))
         m.add(rect(0.36, -depth - 0.14, 0.56, -depth - 0.08), (0.2, 0.25, 0.35))
@@ -233,16 +290,16 @@ def make_boat(rng, cvar) -> Model:
 
 
 def make_aeroplane(rng, cvar) -> Model:
-    body = jitter(rng, _pick(rng, [(0.92, 0.92, 0.94), (0.75, 0.76, 0.8), (0.9, 0.9, 0.9)]), cvar * 0.5)
-    accent = jitter(rng, _pick(rng, _PAINT), cvar)
+    body = jitter(rng, pick(rng, [(0.92, 0.92, 0.94), (0.75, 0.76, 0.8), (0.9, 0.9, 0.9)]), cvar * 0.5)
+    accent = jitter(rng, pick(rng, PAINT), cvar)
     m = Model()
     r = rng.uniform(0.055, 0.075)
-    m.add(np.array([[0.62, -0.06], [0.48, 0.1], [0.4, 0.1], [0.47, -0.06]]), _shade(body, 0.8))  # far wing
+    m.add(np.array([[0.62, -0.06], [0.48, 0.1], [0.4, 0.1], [0.47, -0.06]]), shade(body, 0.8))  # far wing
     m.add(ellipse(0.5, -0.06, 0.48, r * 0.999, n=40), body)  # fuselage
     m.add(np.array([[0.0, -0.08], [0.1, -0.08], [0.04, -0.3], [-0.03, -0.3]]), accent)  # tail fin
-    m.add(np.array([[0.02, -0.06], [0.12, -0.06], [0.05, 0.02], [-0.01, 0.02]]), _shade(body, 0.85))  # stabiliser
-    m.add(np.array([[0.58, -0.05], [0.36, 0.16], [0.3, 0.16], [0.44, -0.05]]), _shade(body, 0.9))  # near wing
-    m.add(ellipse(0.47, 0.03, 0.06, 0.025), _shade(body, 0.6))  # engine
+    m.add(np.array([[0.02, -0.06], [0.12, -0.06], [0.05, 0.02], [-0.01, 0.02]]), shade(body, 0.85))  # stabiliser
+    m.add(np.array([[0.58, -0.05], [0.36, 0.16], [0.3, 0.16], [0.44, -0.05]]), shade(body, 0.9))  # near wing
+    m.add(ellipse(0.47, 0.03, 0.06, 0.025), shade(body, 0.6))  # engine
     m.add(rect(0.15, -0.06 + r * 0.2, 0.9, -0.06 + r * 0.45), accent)  # cheat line
     for x in np.arange(0.2, 0.86, 0.05):
         m.add(ellipse(x, -0.06 - r * 0.25, 0.008, 0.012), (0.15, 0.18, 0.25))
@@ -252,10 +309,10 @@ def make_aeroplane(rng, cvar) -> Model:
 
 def make_person(rng, cvar, pose: str = "standing") -> Model:
     """Person of height ~1, facing the viewer: ``pose`` "standing", "sitting" (riding) or "half" (in a boat)."""
-    skin = _pick(rng, [(0.96, 0.8, 0.68), (0.85, 0.64, 0.48), (0.55, 0.38, 0.26), (0.35, 0.24, 0.16)])
-    shirt = jitter(rng, _pick(rng, _PAINT + [(0.95, 0.95, 0.95), (0.3, 0.5, 0.8)]), cvar)
-    trousers = jitter(rng, _pick(rng, [(0.18, 0.25, 0.45), (0.15, 0.15, 0.15), (0.55, 0.48, 0.35)]), cvar * 0.5)
-    hair = _pick(rng, [(0.1, 0.07, 0.05), (0.4, 0.25, 0.1), (0.8, 0.65, 0.35), (0.5, 0.5, 0.5)])
+    skin = pick(rng, [(0.96, 0.8, 0.68), (0.85, 0.64, 0.48), (0.55, 0.38, 0.26), (0.35, 0.24, 0.16)])
+    shirt = jitter(rng, pick(rng, PAINT + [(0.95, 0.95, 0.95), (0.3, 0.5, 0.8)]), cvar)
+    trousers = jitter(rng, pick(rng, [(0.18, 0.25, 0.45), (0.15, 0.15, 0.15), (0.55, 0.48, 0.35)]), cvar * 0.5)
+    hair = pick(rng, [(0.1, 0.07, 0.05), (0.4, 0.25, 0.1), (0.8, 0.65, 0.35), (0.5, 0.5, 0.5)])
     m = Model(pose="Frontal")
     if pose == "standing":
         spread = rng.uniform(0.02, 0.06)
@@ -281,8 +338,8 @@ def make_person(rng, cvar, pose: str = "standing") -> Model:
     return m
 
 
-MAKERS = {"horse": make_horse, "cow": make_cow, "sheep": make_sheep, "dog": make_dog, "bird": make_bird,
-          "car": make_car, "bus": make_bus, "boat": make_boat, "aeroplane": make_aeroplane, "person": make_person}
+MAKERS = {"horse": make_horse, "cow": make_cow, "sheep": make_sheep, "dog": make_dog, "cat": make_cat,
+          "bird": make_bird, "car": make_car, "bus": make_bus, "boat": make_boat, "aeroplane": make_aeroplane, "person": make_person}
 
 
 # -- placing and painting -------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Scene backgrounds and clutter for toyvoc: where objects stand, and the context regions.
 
 A scene function paints a float (H, W, 3) canvas and returns a :class:`Scene`: its kind, the
-horizon row, the rows where objects may touch the ground, and the context regions recorded as
+horizon row, the rows where objects may touch the ground (plus named bands of rows: the rails'
+row, a station platform, the floor along a room's back wall), and the context regions recorded as
 ground truth (``water`` wherever water is painted; ``sky`` for the full-height sky behind
 aeroplanes). Region boxes are VOC-style: 1-based inclusive (xmin, ymin, xmax, ymax).
 """
@@ -13,6 +14,7 @@ import cv2
 import numpy as np
 
 from . import textures as tx
+from .drawing import pick, shade
 
 
 @dataclass
@@ -21,6 +23,7 @@ class Scene:
     horizon: int
     ground: tuple[int, int]          # rows in which ground contact points may lie
     regions: list[dict] = field(default_factory=list)
+    bands: dict[str, tuple[int, int]] = field(default_factory=dict)  # named ground rows (rails, wall side)
 
 
 def field_scene(rng, img, cvar) -> Scene:
@@ -103,28 +106,86 @@ def street_scene(rng, img, cvar) -> Scene:
     lane_y = int(kerb + (h - kerb) * rng.uniform(0.45, 0.7))
     for lx in range(int(rng.integers(0, 20)), w, max(20, w // 6)):
         img[lane_y:lane_y + max(1, h // 80) + 1, lx:lx + w // 12] = (0.9, 0.9, 0.85)
-    return Scene("street", horizon, (kerb, h))
+    return Scene("street", horizon, (kerb, h), bands={"pavement": (horizon + 1, kerb)})
 
 
 def indoor_scene(rng, img, cvar) -> Scene:
-    """Room: painted wall with a picture or window, wooden or carpet floor."""
+    """Room: painted or papered wall with pictures, a window or a door, skirting board; wooden,
+    carpet or tiled floor. Band ``wall``: floor rows right in front of the wall (sofas, cabinets,
+    plants in the corners stand there)."""
     h, w = img.shape[:2]
-    floor = int(h * rng.uniform(0.55, 0.75))
-    wall = tx.jitter(rng, (0.85, 0.8, 0.68), cvar)
+    floor = int(h * rng.uniform(0.55, 0.72))
+    wall = tx.jitter(rng, pick(rng, [(0.85, 0.8, 0.68), (0.8, 0.82, 0.78), (0.7, 0.78, 0.72), (0.88, 0.72, 0.6)]),
+                     cvar)
     tx.ground(rng, img, 0, floor, wall, "gravel", 0.03)
+    if rng.random() < 0.25:  # wallpaper stripes
+        step = max(4, int(w * rng.uniform(0.04, 0.08)))
+        for sx in range(int(rng.integers(0, step)), w, step):
+            img[:floor, sx:sx + max(1, step // 3)] *= 0.9
     for _ in range(int(rng.integers(1, 3))):
         fw, fh = int(w * rng.uniform(0.12, 0.3)), int(floor * rng.uniform(0.15, 0.35))
         fx, fy = int(rng.uniform(0, w - fw)), int(rng.uniform(0.05, 0.4) * floor)
         img[fy:fy + fh, fx:fx + fw] = tx.jitter(rng, (0.35, 0.25, 0.15), 0.05)
         inner = rng.uniform(0.2, 0.9, 3) if rng.random() < 0.6 else (0.7, 0.85, 0.95)
         img[fy + 2:fy + fh - 2, fx + 2:fx + fw - 2] = inner
-    if rng.random() < 0.5:
+    if rng.random() < 0.3:  # a door reaching the floor
+        dw = int(w * rng.uniform(0.12, 0.2))
+        dx = int(rng.uniform(0, w - dw))
+        door = tx.jitter(rng, (0.55, 0.4, 0.25) if rng.random() < 0.6 else (0.92, 0.92, 0.9), cvar)
+        img[int(floor * 0.15):floor, dx:dx + dw] = shade(door, 0.8)
+        img[int(floor * 0.15) + 2:floor, dx + 2:dx + dw - 2] = door
+        img[int(floor * 0.6):int(floor * 0.6) + 2, dx + dw - 6:dx + dw - 3] = (0.8, 0.7, 0.3)
+    kind = rng.random()
+    if kind < 0.45:
         tx.ground(rng, img, floor, h, tx.jitter(rng, (0.55, 0.38, 0.22), cvar), "gravel", 0.08)
         for py in range(floor, h, max(3, h // 25)):
             img[py, :] *= 0.75  # plank joints
-    else:
+    elif kind < 0.8:
         tx.ground(rng, img, floor, h, tx.jitter(rng, (0.5, 0.3, 0.3), cvar * 1.5), "grass", 0.15, zoom=0.3)
-    return Scene("indoor", floor, (floor + int(0.1 * (h - floor)), h))
+    else:  # tiles
+        tx.ground(rng, img, floor, h, tx.jitter(rng, (0.78, 0.76, 0.72), cvar), "gravel", 0.05)
+        step = max(4, (h - floor) // 4)
+        for py in range(floor, h, step):
+            img[py, :] *= 0.7
+        for px in range(int(rng.integers(0, step)), w, 2 * step):
+            img[floor:, px] *= 0.7
+    img[max(0, floor - max(2, h // 40)):floor] = tx.jitter(rng, (0.92, 0.92, 0.9), 0.03)  # skirting board
+    near = floor + int(0.1 * (h - floor))
+    return Scene("indoor", floor, (near, h), bands={"wall": (floor + 1, near + int(0.1 * (h - floor)))})
+
+
+def rails_scene(rng, img, cvar) -> Scene:
+    """Railway in the countryside: sky, hills or trees, grass, a ballast bed with sleepers and rails
+    (band ``track``: the row the wheels stand on), overhead-line masts, sometimes a platform in
+    front (band ``platform``)."""
+    h, w = img.shape[:2]
+    horizon = int(h * rng.uniform(0.25, 0.45))
+    tx.sky(rng, img, 0, horizon, clouds=1.0)
+    (tx.hills if rng.random() < 0.5 else tx.treeline)(rng, img, horizon, h * rng.uniform(0.05, 0.12))
+    tx.grass(rng, img, horizon, h, cvar)
+    track = int(horizon + (h - horizon) * rng.uniform(0.3, 0.55))
+    bed0, bed1 = track - max(2, int(0.03 * h)), track + max(3, int(0.06 * h))
+    tx.ground(rng, img, bed0, bed1, tx.jitter(rng, (0.5, 0.46, 0.42), cvar * 0.5), "gravel", 0.25, zoom=0.4)
+    sleeper = tx.jitter(rng, (0.3, 0.22, 0.16), 0.03)
+    step = max(4, int(w * 0.03))
+    for sx in range(int(rng.integers(0, step)), w, step):
+        img[track:track + max(2, int(0.02 * h)), sx:sx + max(2, step // 2)] = sleeper
+    rail = tx.jitter(rng, (0.62, 0.6, 0.58), 0.03)
+    for ry in (track - 1, track + max(2, int(0.02 * h))):
+        img[ry:ry + max(1, h // 90) + 1] = rail
+    if rng.random() < 0.6:  # overhead-line masts and wire
+        top = max(0, int(horizon * rng.uniform(0.1, 0.4)))
+        gap = int(w * rng.uniform(0.3, 0.6))
+        for mx in range(int(rng.integers(0, gap)), w, gap):
+            img[top:bed0, mx:mx + max(1, w // 120) + 1] = (0.35, 0.35, 0.37)
+        img[top + 2:top + 3, :] = (0.25, 0.25, 0.27)
+    bands = {"track": (track, track)}
+    if rng.random() < 0.4:  # station platform in front of the track
+        p1 = min(h, bed1 + int((h - bed1) * rng.uniform(0.5, 0.9)))
+        tx.ground(rng, img, bed1, p1, tx.jitter(rng, (0.62, 0.62, 0.6), 0.03), "gravel", 0.1)
+        img[bed1:bed1 + max(1, h // 60) + 1] = (0.95, 0.85, 0.2)  # safety line
+        bands["platform"] = (bed1 + max(2, (p1 - bed1) // 3), p1)
+    return Scene("rails", horizon, (bed1, h), bands=bands)
 
 
 def beach_scene(rng, img, cvar) -> Scene:
@@ -139,7 +200,7 @@ def beach_scene(rng, img, cvar) -> Scene:
 
 
 SCENES = {"field": field_scene, "water": water_scene, "sky": sky_scene, "birds": birds_scene,
-          "street": street_scene, "indoor": indoor_scene, "beach": beach_scene}
+          "street": street_scene, "indoor": indoor_scene, "beach": beach_scene, "rails": rails_scene}
 
 
 # -- clutter: unlabelled things that share colours and shapes with the classes ----------------
