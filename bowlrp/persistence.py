@@ -28,7 +28,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -190,25 +189,30 @@ def read_stage_meta(directory: str | os.PathLike) -> dict:
     return meta
 
 
-def check_arrays_digest(directory: str | os.PathLike, meta: dict) -> None:
-    """Refuse an ``arrays.npz`` other than the one ``model.json`` was written with.
-
-    A ``model.json`` without the field (written before digests were recorded) is not checked.
-    """
+def check_file_digest(directory: str | os.PathLike, meta: dict, field: str, file_name: str, what: str) -> None:
+    """Refuse a ``file_name`` in ``directory`` other than the one ``model.json`` recorded the SHA-256 of
+    in ``field`` (``what`` names its contents in the message): a save killed between the two files,
+    or an edited file. A ``model.json`` without the field (written before digests were recorded) is
+    not checked."""
     directory = Path(directory)
-    expected = meta.get(ARRAYS_DIGEST)
+    expected = meta.get(field)
     if expected is None:
         return
     if not isinstance(expected, str):
-        raise ModelError(f"{directory / MODEL_JSON}: field {ARRAYS_DIGEST}: not a digest")
+        raise ModelError(f"{directory / MODEL_JSON}: field {field}: not a digest")
     try:
-        found = file_sha256(directory / ARRAYS_NPZ)
+        found = file_sha256(directory / file_name)
     except FileNotFoundError:
-        raise ModelError(f"{directory}: {ARRAYS_NPZ} is missing") from None
+        raise ModelError(f"{directory}: {file_name} is missing") from None
     if found != expected:
-        raise ModelError(f"{directory / ARRAYS_NPZ}: not the arrays {MODEL_JSON} was saved with (SHA-256 "
+        raise ModelError(f"{directory / file_name}: not the {what} {MODEL_JSON} was saved with (SHA-256 "
                          f"{found[:12]}..., {MODEL_JSON} records {expected[:12]}...): a save interrupted between "
                          "the two files, or an edited file; train the model again")
+
+
+def check_arrays_digest(directory: str | os.PathLike, meta: dict) -> None:
+    """:func:`check_file_digest` of ``arrays.npz``."""
+    check_file_digest(directory, meta, ARRAYS_DIGEST, ARRAYS_NPZ, "arrays")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from torch import nn
 from ..errors import ModelError
 from ..model import read_model_json
 from ..model_schema import Field
-from ..persistence import MODEL_JSON, atomic_write_bytes, atomic_write_json, file_sha256
+from ..persistence import MODEL_JSON, atomic_write_bytes, atomic_write_json, check_file_digest
 
 from .models import ARCHITECTURES, HEAD, build
 
@@ -71,19 +71,8 @@ def read_meta(directory: str | Path) -> dict:
 
 
 def check_weights_digest(directory: Path, meta: dict) -> None:
-    """Refuse a ``weights.pt`` other than the one ``model.json`` was written with (not checked for
-    a ``model.json`` written before digests were recorded)."""
-    expected = meta.get(WEIGHTS_DIGEST)
-    if expected is None:
-        return
-    try:
-        found = file_sha256(directory / WEIGHTS)
-    except FileNotFoundError:
-        raise ModelError(f"{directory / WEIGHTS}: missing") from None
-    if found != expected:
-        raise ModelError(f"{directory / WEIGHTS}: not the weights {MODEL_JSON} was saved with (SHA-256 {found[:12]}..., "
-                         f"{MODEL_JSON} records {str(expected)[:12]}...): a save interrupted between the two files, "
-                         "or an edited file; train the model again")
+    """:func:`~bowlrp.persistence.check_file_digest` of ``weights.pt``."""
+    check_file_digest(directory, meta, WEIGHTS_DIGEST, WEIGHTS, "weights")
 
 
 def check_weights(state, model: nn.Module, meta: dict, directory: Path) -> None:
