@@ -46,7 +46,7 @@ SIZES: dict[str, dict] = {
         "spray": {"pool": 20},
     },
     "default": {
-        "fv": {"gmm_k": 64, "pca_dims": 80, "max_descriptors": 100_000, "C": None},
+        "fv": {"gmm_k": 64, "pca_dims": 80, "max_descriptors": 200_000, "C": None},
         "bow": {"vocab_size": 128, "max_descriptors": 100_000, "C": None},
         "dnn": {"arch": "smallcnn", "epochs": 20, "batch_size": 32, "lr": 2e-3},
         "explain": {"images": "positives", "fv": {"eps": 1.0}, "dnn": {}},
