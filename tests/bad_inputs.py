@@ -116,6 +116,9 @@ FILE_CASES = [
                                           "--store", "{file}/s.h5"), BAD_FILE, "{file}/s.h5"),
     Case("perturb --plot under a file", _perturb("--plot", "{file}/p.png"), BAD_FILE, "{file}/p.png"),
     Case("synth --out is a file", ("data", "synth-voc", "--out", "{file}"), BAD_FILE, "{file}"),
+    Case("render --store not a store", ("render", "--store", "{file}", "--out", "{out}"), BAD_FILE, "{file}"),
+    Case("render --store missing", ("render", "--store", "{out}", "--out", "{folder}"), BAD_FILE, "{out}"),
+    Case("render --out under a file", ("render", "--store", "{file}", "--out", "{file}/figs"), BAD_FILE, "{file}"),
     Case("missing model", ("predict", "--model", "{out}", "{image}"), BAD_FILE, "{out}"),
     Case("missing dataset", ("data", "inspect", "--data", "{out}"), BAD_FILE, "{out}"),
 ]

@@ -3,6 +3,7 @@
 ===========================  ==============================================================
 :mod:`.regions`              relevance inside and outside boxes (Eq. 4.11; artefact boxes)
 :mod:`.context`              mu per image and class from relevance stores (``bowlrp context``)
+:mod:`.render`               a store's maps as figures: colour bar, score, books, panels (``bowlrp render``)
 :mod:`.perturbation`         AOPC (Eq. 3.7), curve statistics and plots, resumable split runs
 :mod:`.region_perturbation`  pixel-region MoRF curves for any model (Section 3.4)
 :mod:`.region_fisher`        the same curves for FV models without re-running the pipeline

@@ -9,12 +9,12 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import BowlrpError
-from . import artefacts, context, data, demo, dnn, models, perturb, spray, study, tiles, train
+from . import artefacts, context, data, demo, dnn, models, perturb, render, spray, study, tiles, train
 from .common import check_outputs
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool that SIGPIPE ended (`seq 1000000 | head -1`)
-COMMAND_GROUPS = (data, train, models, tiles, dnn, context, perturb, spray, artefacts, study, demo)
+COMMAND_GROUPS = (data, train, models, tiles, dnn, context, render, perturb, spray, artefacts, study, demo)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  bowlrp dnn train --data data/toyvoc --arch smallcnn --out models/cnn\n"
                "  bowlrp explain --model models/fv --class boat --eps 100 --data data/toyvoc --store maps/fv/boat.h5\n"
                "  bowlrp dnn explain --model models/cnn --class boat --data data/toyvoc --store maps/cnn/boat.h5\n"
+               "  bowlrp render --store maps/fv/boat.h5 --out figures/fv --panel\n"
                "  bowlrp context --store maps/fv --store maps/cnn --data data/toyvoc --plot context.png\n"
                "  bowlrp perturb --model models/fv --data data/toyvoc --class boat --mode descriptors --json p.json\n"
                "  bowlrp artefacts watermark --model models/fv --data data/toyvoc --class horse --json wm.json\n"
