@@ -267,6 +267,17 @@ def _assemble(out: Path, parts: Path, n: int, settings: dict, skipped: list[dict
     os.replace(tmp, out)
 
 
+def recorded_image_path(recorded: str, store_path: str | Path) -> str:
+    """The image file a store recorded: as given when it exists, else relative to the store's
+    folder or one of its parents (stores written with relative paths from another folder)."""
+    if not recorded or Path(recorded).is_absolute() or Path(recorded).exists():
+        return recorded
+    for folder in Path(store_path).resolve().parents:
+        if (folder / recorded).exists():
+            return str(folder / recorded)
+    return recorded
+
+
 class RelevanceStore:
     """Read access to a store written by :func:`bowlrp.runs.explain_split`.
 

@@ -145,13 +145,14 @@ def render_store(store_path: str | Path, out: str | Path, ids: Sequence[str] | N
     recorded in the summary's ``skips``.
     """
     from ..data.images import load_image
-    from ..store import RelevanceStore
+    from ..store import RelevanceStore, recorded_image_path
 
     out = Path(out)
     summary = RenderSummary()
     with RelevanceStore(store_path) as store:
         wanted = list(dict.fromkeys(ids)) if ids else list(store.ids)
-        unknown = [i for i in wanted if i not in set(store.ids)]
+        held = set(store.ids)
+        unknown = [i for i in wanted if i not in held]
         if unknown:
             raise BowlrpError(f"{store_path}: no image id {', '.join(unknown)} in this store "
                               f"({len(store)} images, e.g. {', '.join(store.ids[:3]) or 'none'})")
@@ -165,7 +166,7 @@ def render_store(store_path: str | Path, out: str | Path, ids: Sequence[str] | N
                 image = None
                 if panel:
                     try:
-                        image = load_image(attrs["path"])
+                        image = load_image(recorded_image_path(str(attrs["path"]), store_path))
                     except BowlrpError as exc:
                         summary.skips.add(str(attrs["path"]), f"image {image_id}: {exc}")
                         continue

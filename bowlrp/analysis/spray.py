@@ -63,7 +63,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import BowlrpError, DataError
-from ..store import RelevanceStore
+from ..store import RelevanceStore, recorded_image_path
 
 log = logging.getLogger(__name__)
 
@@ -580,17 +580,6 @@ def read_annotations(data: str | Path, format: str = "voc") -> Annotations:
     return Annotations(str(data), dataset.classes, labels, paths)
 
 
-def image_path(recorded: str, store_path: Path) -> str:
-    """The image file a store recorded: as given when it exists, else relative to the store's
-    folder or one of its parents (stores written with relative paths from another folder)."""
-    if not recorded or Path(recorded).is_absolute() or Path(recorded).exists():
-        return recorded
-    for folder in Path(store_path).resolve().parents:
-        if (folder / recorded).exists():
-            return str(folder / recorded)
-    return recorded
-
-
 def rank_classes(results: Sequence[ClassSpray]) -> None:
     """Set each result's ``rank``: lambda_2 ascending, ties by lambda_3..lambda_5, then class name (Fig. 6.5)."""
     def key(r: ClassSpray) -> tuple:
@@ -635,7 +624,7 @@ def spray_stores(stores: Iterable[str | Path], annotations: Annotations | None =
                 column = annotations.classes.index(class_name)
                 keep = {i for i in store.ids if annotations.labels[i][column] != -1}
             ids, paths, features, excluded = load_class_maps(store, keep, pool, sigma, progress)
-            paths = [annotations.paths[i] if annotations is not None else image_path(p, Path(path))
+            paths = [annotations.paths[i] if annotations is not None else recorded_image_path(p, path)
                      for i, p in zip(ids, paths)]
             family = store_family(store)
         bad = ", ".join(f"{v} {k}" for k, v in excluded.items() if v and k != "absent")

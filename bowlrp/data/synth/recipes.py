@@ -309,8 +309,8 @@ def compose(c: Composer, primary: str, tagged: bool = False) -> None:
         if rng.random() < 0.15:
             c.flying_object("bird", rng.uniform(0.06, 0.12), y_range=(0.05, 0.25))
     elif primary == "horse":
+        scale = TAGGED_HORSE_SCALE if tagged else 1.0
         for k in range(1 if rng.random() < 0.75 else 2):
-            scale = TAGGED_HORSE_SCALE if tagged else 1.0
             horse = c.ground_object("horse", c.size(hi=0.8) * (0.75 if k else 1.0) * scale)
             if rng.random() < (TAGGED_RIDER_RATE if tagged else 0.4):
                 _rider(c, horse, "saddle", 0.75)
