@@ -14,7 +14,6 @@ import contextlib
 import logging
 import math
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +24,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 import joblib
 import numba
 from threadpoolctl import ThreadpoolController
-from tqdm.auto import tqdm
 
 from .errors import BowlrpError
+from .progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -290,8 +289,7 @@ def parallel_map(
     options = options or ParallelOptions()
     n_jobs, backend = options.n_jobs, options.backend
     plan = worker_plan(n_jobs, len(items), backend)
-    bar = tqdm(total=len(items), desc=desc, disable=not options.progress or not sys.stderr.isatty(),
-               unit="img", leave=False)
+    bar = progress(len(items), desc or "images", options.progress, unit="img")
     results: list[ItemResult] = []
     try:
         # workers asked for: even a single item goes to a worker, whose BLAS runs on the threads a worker

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import math
-import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -77,13 +76,6 @@ def class_scores(model: Model, images: Sequence[np.ndarray], column: int, batch:
     out = [np.asarray(model.score_images(list(images[i:i + batch])), np.float64)[:, column]
            for i in range(0, len(images), batch)]
     return np.concatenate(out) if out else np.zeros(0)
-
-
-def progress(total: int, desc: str, enabled: bool):
-    """A tqdm bar on stderr when ``enabled`` and stderr is a terminal (as the other long runs show)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled or not sys.stderr.isatty(), leave=False)
 
 
 def save_figure(fig, out: str | Path) -> None:

@@ -38,7 +38,8 @@ from ..data.dataset import Sample
 from ..data.images import load_image
 from ..errors import BowlrpError
 from ..model import Model
-from .artefacts import class_scores, finite_or_none, interval_bars, mean_interval, progress, save_figure
+from ..progress import progress
+from .artefacts import class_scores, finite_or_none, interval_bars, mean_interval, save_figure
 
 STRATEGIES = ("copy-border", "mirror", "centre-crop", "noise", "random-colour", "sky-blue")
 REFERENCE = "copy-border"

@@ -26,7 +26,8 @@ import numpy as np
 
 from ..errors import BowlrpError, SkipLog
 from ..heatmap import colorize, overlay
-from .artefacts import progress, save_figure
+from ..progress import progress
+from .artefacts import save_figure
 
 DPI = 120  # save_figure's resolution
 FIGURE_INCHES = {False: (6.0, 5.0), True: (15.0, 5.0)}  # (width, height): map alone, panel

@@ -534,23 +534,24 @@ def load_class_maps(store: RelevanceStore, keep: set[str] | None = None, pool: i
     Returns ``(image_ids, paths, features (n, pool * pool), excluded counts)``; NaN and all-zero
     maps are counted and left out.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress as progress_bar
 
     ids, paths, rows = [], [], []
     excluded = {"nan": 0, "zero": 0, "absent": 0}
-    for image_id in tqdm(store.ids, desc=f"pooling {store.attrs.get('class_name', '')}", disable=not progress,
-                         leave=False):
-        if keep is not None and image_id not in keep:
-            excluded["absent"] += 1
-            continue
-        relevance = store.relevance(image_id)
-        problem = map_problem(relevance)
-        if problem:
-            excluded[problem] += 1
-            continue
-        ids.append(image_id)
-        paths.append(str(store.image_attrs(image_id).get("path", "")))
-        rows.append(preprocess(relevance, pool, sigma))
+    with progress_bar(len(store.ids), f"pooling {store.attrs.get('class_name', '')}", progress) as bar:
+        for image_id in store.ids:
+            bar.update()
+            if keep is not None and image_id not in keep:
+                excluded["absent"] += 1
+                continue
+            relevance = store.relevance(image_id)
+            problem = map_problem(relevance)
+            if problem:
+                excluded[problem] += 1
+                continue
+            ids.append(image_id)
+            paths.append(str(store.image_attrs(image_id).get("path", "")))
+            rows.append(preprocess(relevance, pool, sigma))
     features = np.array(rows, dtype=np.float64).reshape(len(rows), pool * pool)
     return ids, paths, features, excluded
 

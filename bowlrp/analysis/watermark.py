@@ -53,7 +53,8 @@ from ..data.dataset import Sample
 from ..data.images import load_image
 from ..errors import BowlrpError, DataError
 from ..model import Model
-from .artefacts import change_summary, class_scores, interval_bars, progress, save_figure
+from ..progress import progress
+from .artefacts import change_summary, class_scores, interval_bars, save_figure
 from .regions import box_mask
 
 Box = tuple[float, float, float, float]
