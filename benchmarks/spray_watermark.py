@@ -62,12 +62,12 @@ def build(root: Path, seed: int) -> None:
 
 
 def measure(stores: Path, data: Path, class_name: str = "horse", pool: int = 20, sigma: float | None = None,
-            seed: int = 0) -> dict:
+            seed: int = 0, normalize: str = "l1") -> dict:
     from sklearn.metrics import adjusted_rand_score
 
     from bowlrp.analysis.spray import read_annotations, spray_stores
 
-    results = spray_stores([stores], read_annotations(data), pool=pool, sigma=sigma, seed=seed)
+    results = spray_stores([stores], read_annotations(data), pool=pool, sigma=sigma, seed=seed, normalize=normalize)
     by_class = {r.class_name: r for r in results}
     target = by_class[class_name]
     flags = watermark_flags(data)
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", default="fv,cnn", help="store folders to analyse")
     parser.add_argument("--pool", type=int, default=20)
     parser.add_argument("--sigma", type=float, default=None)
+    parser.add_argument("--normalize", choices=("l1", "l2", "none"), default="l1")
     parser.add_argument("--json", help="write the measurements here")
     args = parser.parse_args(argv)
     root = Path(args.fixtures)
@@ -101,10 +102,11 @@ def main(argv: list[str] | None = None) -> int:
             build(root, seed)
         for family in args.families.split(","):
             row = {"data_seed": seed, "family": family, "pool": args.pool, "sigma": args.sigma,
+                   "normalize": args.normalize,
                    **measure(root / f"stores-s{seed}" / family, root / f"toyvoc-s{seed}", pool=args.pool,
-                             sigma=args.sigma)}
+                             sigma=args.sigma, normalize=args.normalize)}
             rows.append(row)
-            print(f"seed {seed} {family:<4} pool {args.pool} sigma {args.sigma}: horse n={row['n_maps']} "
+            print(f"seed {seed} {family:<4} pool {args.pool} sigma {args.sigma} {args.normalize}: horse n={row['n_maps']} "
                   f"tagged={row['n_tagged']} best ARI {row['best_ari']:.3f} (k={row['best_k']}), eigengap k "
                   f"{row['eigengap_k']} (ARI {row['ari_eigengap_k']:.3f}), rank {row['rank']}/{row['n_classes']}, "
                   f"lambda {row['eigenvalues']}", flush=True)

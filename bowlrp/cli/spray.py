@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..analysis.spray import POOL_SIZES, read_annotations, spray_stores
+from ..analysis.spray import NORMALIZATIONS, POOL_SIZES, read_annotations, spray_stores
 from ..errors import BowlrpError
 from ..store import RelevanceStore
 from .common import non_negative_int, note, positive_float, positive_int
@@ -35,6 +35,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                        help="sum-pool every map to PxP cells (default 20)")
     spray.add_argument("--sigma", type=positive_float, default=None, metavar="S",
                        help="Gaussian low-pass on the pooled map, S in pooled cells (default: none)")
+    spray.add_argument("--normalize", choices=NORMALIZATIONS, default="l1",
+                       help="divide each pooled map by its total absolute relevance (l1, default: compare where "
+                            "relevance lies, not how much), its Euclidean norm (l2), or not at all (none, as the "
+                            "dissertation)")
     spray.add_argument("--seed", type=non_negative_int, default=0, help="seed of the eigensolver start, k-means and t-SNE "
                                                            "(default 0; same seed, same output)")
     spray.add_argument("--central", type=positive_int, default=6, metavar="N",
@@ -52,7 +56,7 @@ def run_spray(args: argparse.Namespace) -> int:
     if args.central < 1:
         raise BowlrpError(f"--central must be at least 1, got {args.central}")
     annotations = read_annotations(args.data, args.format) if args.data else None
-    results = spray_stores(args.store, annotations, pool=args.pool, sigma=args.sigma, seed=args.seed,
+    results = spray_stores(args.store, annotations, pool=args.pool, sigma=args.sigma, normalize=args.normalize, seed=args.seed,
                            progress=not args.no_progress)
     out = Path(args.out)
     write_spray_outputs(results, out, central=args.central)

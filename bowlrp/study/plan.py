@@ -43,7 +43,7 @@ SIZES: dict[str, dict] = {
         "descriptors": {"n_images": 2, "steps": 10, "per_step": 50, "repetitions": 2, "max_classes": 3},
         "artefacts": {"watermark_class": "horse", "padding_class": "aeroplane", "watermark_images": 8,
                       "padding_images": 8},
-        "spray": {"pool": 20},
+        "spray": {"pool": 20, "normalize": "l1"},
     },
     "default": {
         "fv": {"gmm_k": 64, "pca_dims": 80, "max_descriptors": 200_000, "C": None},
@@ -55,7 +55,7 @@ SIZES: dict[str, dict] = {
         "descriptors": {"n_images": 3, "steps": 100, "per_step": 100, "repetitions": 3, "max_classes": None},
         "artefacts": {"watermark_class": "horse", "padding_class": "aeroplane", "watermark_images": None,
                       "padding_images": 120},
-        "spray": {"pool": 20},
+        "spray": {"pool": 20, "normalize": "l1"},
     },
 }
 

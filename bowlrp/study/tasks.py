@@ -310,7 +310,8 @@ class StudyTasks:
             entry: dict = {"json": f"spray/{family}/spray.json", "too_few_maps": too_few,
                            "minimum": minimum_maps()}
             if usable:
-                results = spray_stores(usable, annotations, pool=self.settings["spray"]["pool"])
+                results = spray_stores(usable, annotations, pool=self.settings["spray"]["pool"],
+                                       normalize=self.settings["spray"].get("normalize", "l1"))
                 write_spray_outputs(results, root / "spray" / family)
             status["families"][family] = entry
         atomic_write_json(root / "spray" / "status.json", status)
