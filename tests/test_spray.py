@@ -152,6 +152,31 @@ def test_one_strategy_gives_eigengap_1():
     assert a.eigengap_k == 1 and a.eigenvalues[1] > 0.2
 
 
+def test_normalize_map_keeps_the_layout_and_drops_the_amount():
+    pooled = np.random.default_rng(3).normal(size=(20, 20))
+    l1 = S.normalize_map(pooled, "l1")
+    assert np.abs(l1).sum() == pytest.approx(1.0) and np.all(np.sign(l1) == np.sign(pooled))
+    np.testing.assert_allclose(S.normalize_map(7.5 * pooled, "l1"), l1, rtol=1e-12)
+    assert np.linalg.norm(S.normalize_map(pooled, "l2")) == pytest.approx(1.0)
+    assert S.normalize_map(pooled, "none") is pooled
+    assert not S.normalize_map(np.zeros((5, 5)), "l1").any()
+    with pytest.raises(ValueError, match="normalisation must be one of"):
+        S.normalize_map(pooled, "max")
+
+
+def test_normalisation_ignores_how_much_relevance_a_map_holds():
+    # one strategy (same layout everywhere), but half the images score 4x higher: compared as they
+    # are, the maps fall apart by amount; normalised, they stay one mass
+    maps, _ = _planted_maps(share=0.0)
+    loud = np.zeros(len(maps), dtype=bool)
+    loud[::2] = True
+    maps = [4.0 * R if big else R for R, big in zip(maps, loud)]
+    raw = S.analyse(np.stack([S.preprocess(R, 20, normalize="none") for R in maps]), seed=0, embed=False)
+    assert raw.eigenvalues[1] < 0.01 and adjusted_rand_score(loud, raw.labels[2]) == pytest.approx(1.0)
+    normed = S.analyse(np.stack([S.preprocess(R, 20) for R in maps]), seed=0, embed=False)
+    assert normed.eigengap_k == 1 and normed.eigenvalues[1] > 0.2
+
+
 def test_graph_distances_are_hops_and_cover_each_row():
     # a path 0-1-2-...-9 plus an isolated pair {10, 11}
     rows = list(range(9)) + [10]
@@ -265,6 +290,7 @@ def test_spray_command_writes_the_json_and_figures(spray_run):
     assert sorted(bare) == ["person", "sheep"] and sorted(r["rank"] for r in bare.values()) == [1, 2]
     assert all(len(r["image_ids"]) == len(samples) for r in bare.values())
     assert bare["person"]["settings"]["pool"] == 10 and bare["person"]["settings"]["sigma"] == 1.0
+    assert row["settings"]["normalize"] == "l1"
 
 
 def test_spray_json_is_deterministic(spray_run, tmp_path):
