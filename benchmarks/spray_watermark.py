@@ -65,7 +65,7 @@ def measure(stores: Path, data: Path, class_name: str = "horse", pool: int = 20,
             seed: int = 0, normalize: str = "l1") -> dict:
     from sklearn.metrics import adjusted_rand_score
 
-    from bowlrp.analysis.spray import read_annotations, spray_stores
+    from bowlrp.analysis.spray_classes import read_annotations, spray_stores
 
     results = spray_stores([stores], read_annotations(data), pool=pool, sigma=sigma, seed=seed, normalize=normalize)
     by_class = {r.class_name: r for r in results}

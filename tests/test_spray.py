@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from sklearn.metrics import adjusted_rand_score
 
 from bowlrp.analysis import spray as S
+from bowlrp.analysis import spray_classes as C
 from bowlrp.cli import main
 from bowlrp.data import load_image, open_dataset
 from bowlrp.errors import BowlrpError
@@ -209,10 +210,10 @@ def test_graph_distances_are_shortest_paths_whatever_the_chunking():
 def test_classes_rank_by_lambda_2():
     def result(name, values):
         a = S.SpectralAnalysis(np.array(values), np.zeros((1, 1)), 1, {}, None, 1, 1)
-        return S.ClassSpray(name, "", "fv", [], [], {}, 20, None, np.zeros((0, 400)), a)
+        return C.ClassSpray(name, "", "fv", [], [], {}, 20, None, np.zeros((0, 400)), a)
 
     results = [result("a", [0, 0.3, 0.4]), result("b", [0, 0.1, 0.9]), result("c", [0, 0.1, 0.5])]
-    S.rank_classes(results)
+    C.rank_classes(results)
     assert [r.rank for r in results] == [3, 2, 1]
 
 
@@ -306,7 +307,7 @@ def test_nan_and_zero_maps_are_counted_and_left_out(tmp_path):
     nan_map[3, 3] = np.nan
     items += [("nan", "", nan_map, 0.0), ("zero", "", np.zeros((30, 40)), 0.0)]
     store = _write_store(tmp_path / "person.h5", items)
-    [result] = S.spray_stores([store])
+    [result] = C.spray_stores([store])
     assert result.excluded == {"nan": 1, "zero": 1, "absent": 0} and len(result.image_ids) == 14
     assert "nan" not in result.image_ids and np.isfinite(result.analysis.eigenvalues).all()
 
@@ -335,7 +336,7 @@ def test_other_bad_input_is_a_one_line_error(spray_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["spray", "--store", str(spray_run["person"]), "--out", str(tmp_path / "x"), "--pool", "7"])
     with pytest.raises(BowlrpError, match="--sigma"):
-        S.spray_stores([spray_run["person"]], sigma=-1.0)
+        C.spray_stores([spray_run["person"]], sigma=-1.0)
 
 
 # -- ViRelAy ------------------------------------------------------------------------------

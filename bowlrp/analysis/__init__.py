@@ -12,7 +12,8 @@
 :mod:`.artefacts`            score changes of edited images: t-intervals, flips, bar charts
 :mod:`.watermark`            copyright tag removed (inpainting) and pasted (Sections 6.2-6.3)
 :mod:`.padding`              six ways of squaring an image vs copy-border (Section 6.3.1)
-:mod:`.spray`                SpRAy: spectral analysis of a class' maps (Ch. 6, ``bowlrp spray``)
+:mod:`.spray`                SpRAy: spectral analysis of one set of maps (Ch. 6, Algorithm 3)
+:mod:`.spray_classes`        SpRAy per class over relevance stores, classes ranked (``bowlrp spray``)
 :mod:`.spray_plots`          SpRAy figures: spectra, t-SNE by cluster, central maps per cluster
 :mod:`.virelay`              SpRAy results exported for the ViRelAy viewer
 ===========================  ==============================================================

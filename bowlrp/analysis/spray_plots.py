@@ -19,7 +19,8 @@ import numpy as np
 from ..heatmap import colorize, overlay
 from ..persistence import atomic_write_bytes, atomic_write_json
 from ..store import RelevanceStore
-from .spray import ClassSpray, central_members
+from .spray import central_members
+from .spray_classes import ClassSpray
 
 
 def _figure():

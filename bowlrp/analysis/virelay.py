@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import BowlrpError
 from ..persistence import atomic_write_bytes, atomic_write_json
-from .spray import ClassSpray
+from .spray_classes import ClassSpray
 
 PROJECT_FILE = "project.yaml"
 LABEL_MAP_FILE = "label-map.json"

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..analysis.spray import NORMALIZATIONS, POOL_SIZES, read_annotations, spray_stores
+from ..analysis.spray import NORMALIZATIONS, POOL_SIZES
+from ..analysis.spray_classes import read_annotations, spray_stores
 from ..errors import BowlrpError
 from ..store import RelevanceStore
 from .common import non_negative_int, note, positive_float, positive_int

@@ -291,7 +291,8 @@ class StudyTasks:
         """SpRAy (SPEC §6.3) on each family's stores into ``spray/<family>/`` (what ``bowlrp spray``
         writes), on the images that contain each class. A class with fewer maps than the analysis
         needs is left out and named in ``spray/status.json`` (a quick study has a few per class)."""
-        from ..analysis.spray import minimum_maps, read_annotations, spray_stores
+        from ..analysis.spray import minimum_maps
+        from ..analysis.spray_classes import read_annotations, spray_stores
         from ..analysis.spray_plots import write_spray_outputs
 
         annotations = read_annotations(self.data)
