@@ -38,7 +38,7 @@ def build(root: Path, seed: int) -> None:
     from bowlrp.errors import SkipLog
     from bowlrp.model import load_model, method_for
     from bowlrp.parallel import ParallelOptions
-    from bowlrp.runs import explain_split, labelled_split
+    from bowlrp.runs import contains_class, explain_split, labelled_split
 
     data = root / f"toyvoc-s{seed}"
     if not (data / "ground_truth.json").exists():
@@ -55,7 +55,7 @@ def build(root: Path, seed: int) -> None:
         method = method_for(model, options[family])
         _, samples, labels = labelled_split(data, "test", classes=list(model.class_names))
         for k, class_name in enumerate(model.class_names):
-            chosen = [s for s, row in zip(samples, labels) if row[k] != -1]
+            chosen = [s for s, row in zip(samples, labels) if contains_class(row[k])]
             explain_split(model, chosen, class_name, root / f"stores-s{seed}" / family / f"{class_name}.h5", method,
                           SkipLog(), ParallelOptions(n_jobs=1, progress=False),
                           extra_settings={"data": str(data), "split": "test"})

@@ -37,6 +37,12 @@ def labelled_split(data: str | Path, split: str, format: str = "voc", classes: S
     return dataset, samples, np.stack([s.labels for s in samples]).astype(np.int8)
 
 
+def contains_class(labels: np.ndarray) -> np.ndarray:
+    """Which images contain a class, from its labels in {1, -1, 0}: label 1, or 0 ("difficult": the
+    object is there, hard to see). Analyses run on these images."""
+    return np.asarray(labels) != -1
+
+
 def classes_with_positives(labels: np.ndarray, class_names: Sequence[str]) -> tuple[list[int], list[str]]:
     """Columns of ``labels`` with at least one positive image (a classifier can be trained for
     them), and the names of the others."""

@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import BowlrpError, DataError
+from ..runs import contains_class
 from ..store import RelevanceStore, recorded_image_path
 from .spray import (CLUSTER_RANGE, EARLY_EXAGGERATION, NORMALIZATIONS, PERPLEXITY, POOL_SIZES, SpectralAnalysis,
                     analyse, central_members, check_count, map_problem, preprocess)
@@ -178,7 +179,7 @@ def spray_stores(stores: Iterable[str | Path], annotations: Annotations | None =
                     raise DataError(f"{path}: image {missing[0]!r} is not in the dataset; give the --data the "
                                     "store was made from")
                 column = annotations.classes.index(class_name)
-                keep = {i for i in store.ids if annotations.labels[i][column] != -1}
+                keep = {i for i in store.ids if contains_class(annotations.labels[i][column])}
             ids, paths, features, excluded = load_class_maps(store, keep, pool, sigma, progress, normalize)
             paths = [annotations.paths[i] if annotations is not None else recorded_image_path(p, path)
                      for i, p in zip(ids, paths)]

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import BowlrpError
 from ..persistence import atomic_write_bytes, atomic_write_json
+from ..runs import contains_class
 from .spray_classes import ClassSpray
 
 PROJECT_FILE = "project.yaml"
@@ -97,7 +98,7 @@ def export_virelay(results: Sequence[ClassSpray], out: str | Path, classes: Sequ
                     hot = np.zeros(len(classes), dtype=bool)
                     hot[column] = True
                 else:
-                    hot = np.asarray(labels[image_id]) != -1
+                    hot = contains_class(labels[image_id])
                 prediction = np.zeros(len(classes), dtype=np.float32)
                 prediction[column] = score(result, image_id)
                 key = _key(sample)

@@ -19,7 +19,7 @@ from ..heatmap import colorize, write_png
 from ..model import load_model, method_for
 from ..parallel import ParallelOptions
 from ..persistence import atomic_write_json
-from ..runs import evaluate, explain_split, labelled_split
+from ..runs import contains_class, evaluate, explain_split, labelled_split
 from ..store import RelevanceStore
 from .plan import TEST_SPLIT, TRAIN_SPLIT
 from .runner import Step
@@ -30,11 +30,6 @@ EXPLAINED = ("fv", "dnn")  # the two families compared map by map (the BoW model
 
 def _log(message: str) -> None:
     print(f"      {message}", file=sys.stderr, flush=True)
-
-
-def _contains(labels: np.ndarray) -> np.ndarray:
-    """Images that contain a class: label 1, or 0 ("difficult": the object is there, hard to see)."""
-    return labels != -1
 
 
 class StudyTasks:
@@ -164,7 +159,7 @@ class StudyTasks:
             total = 0
             for k, class_name in enumerate(self.classes):
                 chosen = samples if self.settings["explain"]["images"] == "all" else \
-                    [s for s, row in zip(samples, labels) if _contains(row[k])]
+                    [s for s, row in zip(samples, labels) if contains_class(row[k])]
                 skips = SkipLog()
                 summary = explain_split(model, chosen, class_name, root / "stores" / family / f"{class_name}.h5",
                                         method, skips, self._parallel(family),
@@ -303,7 +298,7 @@ class StudyTasks:
                 path = root / "stores" / family / f"{c}.h5"
                 column = annotations.classes.index(c)
                 with RelevanceStore(path) as store:
-                    n = sum(1 for i in store.ids if i in annotations.labels and annotations.labels[i][column] != -1)
+                    n = sum(1 for i in store.ids if i in annotations.labels and contains_class(annotations.labels[i][column]))
                 if n >= minimum_maps():
                     usable.append(str(path))
                 else:
@@ -336,7 +331,7 @@ class StudyTasks:
                 status["not_applicable"] = f"{class_name!r} is not a class of this study"
             else:
                 _, samples, labels = labelled_split(self.data, TEST_SPLIT, classes=[class_name])
-                contains = _contains(labels[:, 0])
+                contains = contains_class(labels[:, 0])
                 try:
                     regions = sidecar_regions(self.data) if kind == "watermark" else None
                 except BowlrpError as exc:
