@@ -20,12 +20,12 @@ import math
 import platform
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 
 from . import __version__
-from .data.images import load_image
+from .data.images import image_of
 from .encoding import (FisherEncoder, GmmVocabulary, HardVqEncoder, KMeansVocabulary,
                        PcaProjection, RankBowEncoder, SpatialPyramid)
 from .encoding.fisher import FisherForward
@@ -40,7 +40,7 @@ from .parallel import ItemResult, ParallelOptions, guarded, parallel_map
 from .model_schema import ENCODERS, check_bow_arrays, check_bow_meta
 from .persistence import (ARRAYS_NPZ, MODEL_JSON, prefixed, read_declared_arrays, read_stage_meta, save_stages,
                           unprefixed)
-from .svm import KernelSum, OneVsRestSvm, make_kernel
+from .svm import KernelSum, OneVsRestSvm, make_kernel, trainable_classes
 
 log = logging.getLogger(__name__)
 
@@ -219,15 +219,30 @@ class FeaturePipeline:
     def encode_image(self, image: np.ndarray) -> np.ndarray:
         return self.encode_descriptors(self.descriptors(image))
 
-    def encode_path(self, path: str | Path) -> np.ndarray:
-        return self.encode_image(load_image(path))
+    def encode_path(self, path: str | Path | np.ndarray) -> np.ndarray:
+        """The vector of an image file (or of an image array, :func:`~bowlrp.data.images.image_of`)."""
+        return self.encode_image(image_of(path))
 
 
 # --- workers (module level so process and Dask backends can ship them) -------------------
 
-def _sample_descriptors(path: str, index: int, sift: DenseSift, groups: list[list[int]], per_image: int,
-                        seed: int) -> list[np.ndarray]:
-    found = sift.extract(load_image(path))
+ImageInput = Union[str, Path, np.ndarray]
+
+
+def image_items(images: Sequence[ImageInput]) -> tuple[list[str | np.ndarray], list[str]]:
+    """Images as the workers take them (a path as str, an array as is) and the name each has in a
+    skip list: the path, or ``image <position>`` for an array."""
+    items, names = [], []
+    for i, image in enumerate(images):
+        array = isinstance(image, np.ndarray)
+        items.append(image if array else str(image))
+        names.append(f"image {i}" if array else str(image))
+    return items, names
+
+
+def _sample_descriptors(path: str | np.ndarray, index: int, sift: DenseSift, groups: list[list[int]],
+                        per_image: int, seed: int) -> list[np.ndarray]:
+    found = sift.extract(image_of(path))
     if len(found) == 0:
         raise ImageError("image is too small for one descriptor")
     # One stream per image, keyed by its position in the training list: independent of worker count
@@ -242,18 +257,18 @@ def _sample_descriptors(path: str, index: int, sift: DenseSift, groups: list[lis
     return out
 
 
-def _sample_worker(path: str, index: int, sift: DenseSift, groups: list[list[int]], per_image: int,
-                   seed: int) -> ItemResult:
-    return guarded(_sample_descriptors, path, path, index, sift, groups, per_image, seed)
+def _sample_worker(path: str | np.ndarray, name: str, index: int, sift: DenseSift, groups: list[list[int]],
+                   per_image: int, seed: int) -> ItemResult:
+    return guarded(_sample_descriptors, name, path, index, sift, groups, per_image, seed)
 
 
-def _encode_worker(path: str, features: FeaturePipeline) -> ItemResult:
-    return guarded(features.encode_path, path, path)
+def _encode_worker(path: str | np.ndarray, name: str, features: FeaturePipeline) -> ItemResult:
+    return guarded(features.encode_path, name, path)
 
 
-def encode_files(features: FeaturePipeline, paths: Sequence[str | Path], skips: SkipLog,
+def encode_files(features: FeaturePipeline, paths: Sequence[ImageInput], skips: SkipLog,
                  parallel: ParallelOptions | None = None, desc: str = "encoding") -> tuple[np.ndarray, np.ndarray]:
-    """Feature vectors of many image files.
+    """Feature vectors of many image files (or image arrays, :func:`~bowlrp.data.images.image_of`).
 
     Returns
     -------
@@ -262,7 +277,9 @@ def encode_files(features: FeaturePipeline, paths: Sequence[str | Path], skips: 
     ok : (n,) bool
         Which input files are in ``X``; the others were recorded in ``skips``.
     """
-    results = parallel_map(_encode_worker, [str(p) for p in paths], lambda p: (p, features), parallel, desc)
+    items, names = image_items(paths)
+    results = parallel_map(_encode_worker, list(range(len(items))), lambda i: (items[i], names[i], features),
+                           parallel, desc)
     ok = np.array([r.ok for r in results], dtype=bool)
     for res in results:
         if not res.ok:
@@ -291,17 +308,17 @@ def _make_block(config: PipelineConfig, scales: list[int], sample: np.ndarray, s
     return Block(scales=scales, projection=projection, encoder=encoder)
 
 
-def fit_features(config: PipelineConfig, paths: Sequence[str | Path], skips: SkipLog,
+def fit_features(config: PipelineConfig, paths: Sequence[ImageInput], skips: SkipLog,
                  parallel: ParallelOptions | None = None) -> FeaturePipeline:
-    """Fit projections and vocabularies on a descriptor sample drawn from ``paths``."""
+    """Fit projections and vocabularies on a descriptor sample drawn from ``paths`` (image files or arrays)."""
     sift = DenseSift(bin_sizes=config.bin_sizes, step=config.step, backend=config.sift_backend,
                      max_rows=config.max_rows, orientation=config.sift_orientation)
     scales = list(range(len(config.bin_sizes)))
     groups = [[s] for s in scales] if config.per_scale else [scales]
     per_image = max(1, math.ceil(config.max_descriptors / max(1, len(paths))))
-    paths = [str(p) for p in paths]
-    results = parallel_map(_sample_worker, list(range(len(paths))),
-                           lambda i: (paths[i], i, sift, groups, per_image, config.seed), parallel,
+    items, names = image_items(paths)
+    results = parallel_map(_sample_worker, list(range(len(items))),
+                           lambda i: (items[i], names[i], i, sift, groups, per_image, config.seed), parallel,
                            "sampling descriptors")
     samples: list[list[np.ndarray]] = [[] for _ in groups]
     for res in results:
@@ -469,25 +486,48 @@ def software_versions() -> dict:
     return out
 
 
-def train_model(config: PipelineConfig, paths: Sequence[str | Path], labels: np.ndarray,
+def train_model(config: PipelineConfig, paths: Sequence[ImageInput], labels: np.ndarray,
                 class_names: Sequence[str], skips: SkipLog,
                 parallel: ParallelOptions | None = None) -> BowModel:
-    """Fit the whole pipeline on labelled image files.
+    """Fit the whole pipeline on labelled image files (or image arrays).
 
     Parameters
     ----------
     labels : (n, n_classes) int8 in {1, -1, 0}
         0 means "difficult": the image is left out of that class' training.
+
+    A class without a positive or without a negative training image cannot have a classifier: it
+    is left out of the model, with a note (a ``WARNING`` of the ``bowlrp.pipeline`` logger, in
+    the CLI's words), before any expensive stage; the model's ``class_names`` are the others, and
+    ``training["left_out"]`` names them. No usable class at all is an error.
     """
-    paths = [str(p) for p in paths]
     labels = np.asarray(labels, dtype=np.int8)
+    if labels.ndim != 2 or labels.shape != (len(paths), len(class_names)):
+        raise BowlrpError(f"labels must be (n_images, n_classes) = ({len(paths)}, {len(class_names)}), "
+                          f"got {labels.shape}")
+    keep, note = trainable_classes(labels, list(class_names))
+    if not keep:
+        raise BowlrpError(f"no class can be trained: {note.rsplit(';', 1)[0]}")
+    left_out = [name for c, name in enumerate(class_names) if c not in keep]
+    if note:
+        log.warning(note)
+    labels, class_names = labels[:, keep], [class_names[c] for c in keep]
     vocab_skips = SkipLog(strict=skips.strict)
     features = fit_features(config, paths, vocab_skips, parallel)
     X, ok = encode_files(features, paths, skips, parallel, desc="encoding training images")
     if len(X) == 0:
         raise BowlrpError("no usable training image")
+    kept, note = trainable_classes(labels[ok], class_names)  # skipped images may have held a class' only positives
+    if note:
+        if not kept:
+            raise BowlrpError(f"no class can be trained on the usable images: {note.rsplit(';', 1)[0]}")
+        log.warning(note)
+        left_out += [name for c, name in enumerate(class_names) if c not in kept]
+        labels, class_names = labels[:, kept], [class_names[c] for c in kept]
     classifier = OneVsRestSvm(kernel=make_svm_kernel(config, features), C=config.C, random_state=config.seed)
     classifier.fit(X, labels[ok], list(class_names))
     training = {"n_images": int(ok.sum()), "n_skipped": int((~ok).sum()), "feature_dim": int(features.dim)}
+    if left_out:
+        training["left_out"] = left_out
     return BowModel(config=config, features=features, classifier=classifier, class_names=list(class_names),
                     training=training)

@@ -33,6 +33,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     shapes.add_argument("--out", required=True, metavar="DIR")
     shapes.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
     shapes.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generator (default 0)")
+    shapes.add_argument("--size", choices=("small", "default"), default="default",
+                        help="default: 24 training and 4 test images of 510 px (600 and 676 tiles); small: 2 and 1 "
+                             "of 306 px (18 and 49 tiles, for tests)")
     shapes.set_defaults(handler=run_synth_shapes, outputs={"out": "folder"})
     inspect = actions.add_parser("inspect", parents=[common],
                                  help="summarise a dataset: splits, classes, positives per class")
@@ -47,7 +50,7 @@ def run_synth_voc(args: argparse.Namespace) -> int:
 
 
 def run_synth_shapes(args: argparse.Namespace) -> int:
-    root = generate_shapes(args.out, seed=args.seed, overwrite=args.overwrite)
+    root = generate_shapes(args.out, seed=args.seed, size=args.size, overwrite=args.overwrite)
     print(f"shapes task (seed {args.seed}) written to {root}")
     return 0
 

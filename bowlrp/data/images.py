@@ -101,3 +101,38 @@ def _to_rgb_float(img: Image.Image) -> np.ndarray:
     else:
         rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     return np.ascontiguousarray(rgb, dtype=np.float32)
+
+
+def image_of(item: str | os.PathLike | np.ndarray) -> np.ndarray:
+    """An image given as a file path or as an array, as :func:`load_image` returns it.
+
+    Parameters
+    ----------
+    item : path, or array (H, W) / (H, W, 3)
+        A path is read with :func:`load_image`. An array is uint8 (divided by 255) or float in
+        [0, 1]; a grey (H, W) array repeats its channel three times.
+
+    Returns
+    -------
+    (H, W, 3) float32 in [0, 1], C-contiguous.
+
+    Raises
+    ------
+    ImageError
+        An array of another shape, with non-finite values or values outside [0, 1].
+    """
+    if isinstance(item, (str, os.PathLike)):
+        return load_image(item)
+    array = np.asarray(item)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] != 3 or 0 in array.shape:
+        raise ImageError(f"an image array must be (H, W) or (H, W, 3), got shape {np.shape(item)}")
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array, dtype=np.float32) / 255.0
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise ImageError(f"an image array must hold real numbers, got dtype {array.dtype}")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all() or array.min() < 0.0 or array.max() > 1.0:
+        raise ImageError("an image array must hold finite values in [0, 1] (or be uint8)")
+    return array

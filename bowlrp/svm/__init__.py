@@ -1,5 +1,5 @@
 """SVM layer: kernels (Eq. 2.66-2.69, Appendix A.1.1), SVM training through scikit-learn, VOC AP."""
-from .classifier import BinarySvm, OneVsRestSvm
+from .classifier import BinarySvm, OneVsRestSvm, trainable_classes
 from .kernels import (
     AdditiveChi2,
     ExpChi2,
@@ -23,6 +23,7 @@ __all__ = [
     "OneVsRestSvm",
     "Rbf",
     "make_kernel",
+    "trainable_classes",
     "mean_ap",
     "voc_ap_11point",
     "voc_ap_area",

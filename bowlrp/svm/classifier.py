@@ -32,6 +32,24 @@ def _resolve_kernel(kernel: str | Kernel) -> Kernel:
     raise BowlrpError(f"kernel must be a name or a Kernel, got {type(kernel).__name__}")
 
 
+def trainable_classes(Y: np.ndarray, class_names: Sequence[str]) -> tuple[list[int], str | None]:
+    """Columns of a label matrix ``Y`` (n, n_classes) in {1, -1, 0} that a binary SVM can be trained
+    for (at least one positive and one negative image, 0 = difficult does not count), and a note
+    naming the others in the CLI's words, or None when every class is usable.
+
+    Cheap, so callers check it before any expensive stage (descriptor sampling, vocabulary).
+    """
+    Y = np.asarray(Y)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    no_pos = [c for c in range(Y.shape[1]) if not (Y[:, c] == 1).any()]
+    no_neg = [c for c in range(Y.shape[1]) if (Y[:, c] == 1).any() and not (Y[:, c] == -1).any()]
+    keep = [c for c in range(Y.shape[1]) if c not in no_pos and c not in no_neg]
+    parts = [f"no {kind} training image for {', '.join(class_names[c] for c in cols)}"
+             for kind, cols in (("positive", no_pos), ("negative", no_neg)) if cols]
+    return keep, ("; ".join(parts) + "; those classes are left out") if parts else None
+
+
 def _check_binary_labels(y: Any, what: str) -> np.ndarray:
     y = np.asarray(y).ravel()
     if not np.all(np.isin(y, (-1, 1))):
