@@ -57,7 +57,11 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def image_tensor(image: np.ndarray) -> torch.Tensor:
-    """``(H, W, 3)`` float image in [0, 1] (as :func:`bowlrp.data.load_image` gives) -> ``(1, 3, H, W)``."""
+    """``(H, W, 3)`` float image in [0, 1] (as :func:`bowlrp.data.load_image` gives), or uint8 (as
+    :func:`bowlrp.data.images.read_image` gives for 8-bit files, divided by 255 here) -> ``(1, 3, H, W)``."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        image = image.astype(np.float32) / np.float32(255.0)  # the values load_image gives
     return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
 
 
