@@ -57,8 +57,12 @@ class Explanation:
     @property
     def conservation_error(self) -> float:
         """``score - (sum R_p + bias_relevance + absorbed + residual)``: rounding only."""
-        total = float(self.relevance.astype(np.float64).sum()) + self.bias_relevance + self.absorbed + self.residual
+        total = self.relevance_sum() + self.bias_relevance + self.absorbed + self.residual
         return self.score - total
+
+    def relevance_sum(self) -> float:
+        """``sum R_p`` accumulated in float64 (without a float64 copy of the map)."""
+        return float(np.sum(self.relevance, dtype=np.float64))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays of the per-image ``.npz`` contract of ``bowlrp explain``."""
@@ -79,7 +83,7 @@ class Explanation:
 
     def summary(self) -> str:
         """The books in one line: score, summed relevance, bias, absorbed, residual."""
-        return (f"f={self.score:+.4f}  sum R={float(self.relevance.astype(np.float64).sum()):+.4f}  "
+        return (f"f={self.score:+.4f}  sum R={self.relevance_sum():+.4f}  "
                 f"bias={self.bias_relevance:+.4f}  absorbed={self.absorbed:+.4f}  residual={self.residual:+.2e}")
 
 

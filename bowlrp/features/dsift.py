@@ -278,6 +278,8 @@ class DenseSift:
             self.fit()
         grey = to_grey(image)
         work = shrink_to_rows(grey, self.max_rows)
+        image_shape = grey.shape
+        del grey  # a full-size float32 copy of a large photo: not kept while the descriptors are made
         sizes = [int(b) for b in self.bin_sizes]
         max_size = max(sizes)
         # the grid of every scale is known before any descriptor is computed: allocate the output
@@ -293,7 +295,7 @@ class DenseSift:
             bin_sizes=np.repeat(np.asarray(sizes, dtype=np.float32), counts),
             scales=np.repeat(np.arange(len(sizes), dtype=np.int16), counts),
             work_shape=work.shape,
-            image_shape=grey.shape,
+            image_shape=image_shape,
             angles=np.zeros(n, dtype=np.float32),
         )
         for size, grid, end in zip(sizes, origins, ends):

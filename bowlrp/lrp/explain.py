@@ -14,6 +14,7 @@ option and a depth, recording only the parameters they use.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,11 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
             a += a_pca
         R_l[f.index] += r
         absorbed += a
+    # the forward passes (projected descriptors, posteriors: ~150 MB for a 480-row image) are done
+    # with; freed before the full-size map is made, so the two never add up
+    forward = r = None
+    # and so are the descriptor values (~50 MB): the map needs only where the descriptors lie
+    descriptors = dataclasses.replace(descriptors, values=np.empty((len(descriptors), 0), np.float32))
     relevance = pixel_relevance(descriptors, R_l, dtype=np.float32)  # the map's only full-size array
     if by_bins:
         R_l = R_l.sum(axis=1)

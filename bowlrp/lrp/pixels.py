@@ -97,20 +97,21 @@ def spread_over_boxes(shape: tuple[int, int], boxes: np.ndarray, centres: np.nda
     return np.cumsum(np.cumsum(out, axis=0), axis=1)[:rows, :cols]
 
 
-def area_weights(n_original: int, n_work: int) -> np.ndarray:
+def area_weights(n_original: int, n_work: int, work_rows: slice = slice(None)) -> np.ndarray:
     """The 1-D area-averaging matrix A, ``(n_work, n_original)``: work pixel i averages the original
     pixels overlapping ``[i f, (i + 1) f)``, ``f = n_original / n_work``, by overlap; rows sum to 1.
 
-    Only the at most ``ceil(f) + 1`` pixels each work pixel overlaps are computed (no full-size
-    temporaries); the rest of A is zero."""
+    ``work_rows`` selects rows of A (default all). Only the at most ``ceil(f) + 1`` pixels each work
+    pixel overlaps are computed (no temporaries of A's size); the rest of A is zero."""
     f = n_original / n_work
-    lo = np.arange(n_work)[:, None] * f
+    i = np.arange(n_work)[work_rows]
+    lo = i[:, None] * f
     hi = lo + f
-    j = np.floor(lo).astype(np.int64) + np.arange(int(np.ceil(f)) + 2)[None, :]  # (n_work, band)
+    j = np.floor(lo).astype(np.int64) + np.arange(int(np.ceil(f)) + 2)[None, :]  # (rows, band)
     overlap = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0, None)
     inside = j < n_original
-    out = np.zeros((n_work, n_original))
-    out[np.broadcast_to(np.arange(n_work)[:, None], j.shape)[inside], j[inside]] = overlap[inside] / f
+    out = np.zeros((len(i), n_original))
+    out[np.broadcast_to(np.arange(len(i))[:, None], j.shape)[inside], j[inside]] = overlap[inside] / f
     return out
 
 
@@ -119,19 +120,24 @@ def to_original(work_map: np.ndarray, image_shape: tuple[int, int], dtype=np.flo
     """Relevance on the work image mapped to the original image's pixels, conserving the sum.
 
     Returns ``(H, W)`` of ``dtype`` (float32 for a stored map: half the memory). Computed in float64
-    a band of about ``band_bytes`` at a time and written into the result.
+    a band of about ``band_bytes`` at a time, each band from the few work rows it overlaps, and
+    written into the result.
     """
     rows, cols = work_map.shape
     shape = (int(image_shape[0]), int(image_shape[1]))
     if (rows, cols) == shape:
         return np.array(work_map, dtype=dtype)
     work_map = np.asarray(work_map, dtype=np.float64)
-    a_y = area_weights(shape[0], rows)
     a_x = area_weights(shape[1], cols)
+    f = shape[0] / rows
     out = np.empty(shape, dtype=dtype)
     step = max(1, band_bytes // (8 * shape[1]))
     for start in range(0, shape[0], step):
-        out[start:start + step] = (a_y[:, start:start + step].T @ work_map) @ a_x
+        stop = min(shape[0], start + step)
+        # the work rows whose area overlaps original rows [start, stop); the other rows of A_y are 0 there
+        first, last = max(0, int(start / f) - 1), min(rows, int(np.ceil(stop / f)) + 1)
+        a_y = area_weights(shape[0], rows, slice(first, last))[:, start:stop]
+        out[start:stop] = (a_y.T @ work_map[first:last]) @ a_x
     return out
 
 
