@@ -66,7 +66,7 @@ def check_pixel_limit(path: str | os.PathLike, width: int, height: int) -> None:
     limit = max_image_pixels()
     if width * height > limit:
         raise ImageError(f"{path}: {width}x{height} px ({width * height / 1e6:.1f} MP) is over the pixel limit "
-                         f"of {limit / 1e6:.1f} MP (set {PIXEL_LIMIT_ENV} to change it)")
+                         f"of {limit / 1e6:g} MP (set {PIXEL_LIMIT_ENV} to change it)")
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
