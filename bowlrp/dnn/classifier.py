@@ -52,6 +52,7 @@ class DnnClassifier(Model):
     """A network loaded with :func:`bowlrp.dnn.io.load_network` (``network.meta`` is its ``model.json``)."""
 
     family = "dnn"
+    explains_uint8 = True  # 8-bit images explained as uint8: 4x less memory while a photo is explained
     model_files = (MODEL_JSON, WEIGHTS)
     scoring_note = "centre crop"
 
