@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .heatmap import colorize, overlay, write_png
-from .persistence import atomic_write_bytes, npz_bytes
+from .heatmap import colorize_bands, overlay_bands, write_png_bands
+from .persistence import write_npz
 
 
 @dataclass
@@ -57,13 +57,17 @@ class Explanation:
     @property
     def conservation_error(self) -> float:
         """``score - (sum R_p + bias_relevance + absorbed + residual)``: rounding only."""
-        total = float(self.relevance.astype(np.float64).sum()) + self.bias_relevance + self.absorbed + self.residual
+        total = self.relevance_sum() + self.bias_relevance + self.absorbed + self.residual
         return self.score - total
+
+    def relevance_sum(self) -> float:
+        """``sum R_p`` accumulated in float64 (without a float64 copy of the map)."""
+        return float(np.sum(self.relevance, dtype=np.float64))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays of the per-image ``.npz`` contract of ``bowlrp explain``."""
         return {
-            "relevance": self.relevance.astype(np.float32),
+            "relevance": self.relevance.astype(np.float32, copy=False),  # no second full-size map
             "score": np.float64(self.score),
             "bias_relevance": np.float64(self.bias_relevance),
             "residual": np.float64(self.residual),
@@ -73,19 +77,23 @@ class Explanation:
         }
 
     def save_npz(self, path: str | Path) -> None:
-        """Write the arrays atomically as a pickle-free ``.npz``."""
-        atomic_write_bytes(path, npz_bytes(self.arrays()))
+        """Write the arrays atomically as a pickle-free ``.npz`` (streamed into the file)."""
+        write_npz(path, self.arrays())
 
 
     def summary(self) -> str:
         """The books in one line: score, summed relevance, bias, absorbed, residual."""
-        return (f"f={self.score:+.4f}  sum R={float(self.relevance.astype(np.float64).sum()):+.4f}  "
+        return (f"f={self.score:+.4f}  sum R={self.relevance_sum():+.4f}  "
                 f"bias={self.bias_relevance:+.4f}  absorbed={self.absorbed:+.4f}  residual={self.residual:+.2e}")
 
 
 def write_outputs(explanation: Explanation, image: np.ndarray, out: str | Path, stem: str) -> None:
-    """``out/<stem>.npz``, ``out/<stem>.png`` and ``out/<stem>_overlay.png`` of one explanation, each atomically."""
+    """``out/<stem>.npz``, ``out/<stem>.png`` and ``out/<stem>_overlay.png`` of one explanation, each atomically.
+
+    Each file is written a band of rows at a time: besides the map and the image, the memory used stays
+    a few MB whatever the image size."""
     out = Path(out)
     explanation.save_npz(out / f"{stem}.npz")
-    write_png(out / f"{stem}.png", colorize(explanation.relevance))
-    write_png(out / f"{stem}_overlay.png", overlay(image, explanation.relevance))
+    height, width = explanation.relevance.shape
+    write_png_bands(out / f"{stem}.png", width, height, colorize_bands(explanation.relevance))
+    write_png_bands(out / f"{stem}_overlay.png", width, height, overlay_bands(image, explanation.relevance))

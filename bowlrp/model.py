@@ -56,6 +56,10 @@ class Model(ABC):
     family: ClassVar[str]
     model_files: ClassVar[tuple[str, ...]]
     scoring_note: ClassVar[str] = ""  # how images are scored, when it matters to a reader ("centre crop")
+    #: whether :meth:`explain` also takes 8-bit images as ``uint8`` (values ``k / 255``, as
+    #: :func:`bowlrp.data.images.read_image` gives them: a quarter of float32's memory); a family that
+    #: does not say so is given float images in [0, 1], as :func:`bowlrp.data.load_image` reads them
+    explains_uint8: ClassVar[bool] = False
     class_names: list[str]
     source: Path | None = None  # the directory the model was loaded from or saved to
 
@@ -99,7 +103,8 @@ class Model(ABC):
 
     @abstractmethod
     def explain(self, image: np.ndarray, class_name: str, method: ExplanationMethod) -> Explanation:
-        """Explain the score of ``class_name`` on ``image`` ``(H, W, 3)`` or ``(H, W)`` in [0, 1]."""
+        """Explain the score of ``class_name`` on ``image`` ``(H, W, 3)`` or ``(H, W)`` in [0, 1]
+        (or ``uint8``, for a family with :attr:`explains_uint8`)."""
 
     def class_index(self, class_name: str) -> int:
         """Position of ``class_name`` in :attr:`class_names`; a one-line error naming the known ones."""
@@ -191,6 +196,14 @@ def read_model_json(directory: str | Path) -> dict:
     if not isinstance(meta, dict):
         raise ModelError(f"{path}: not a JSON object")
     return meta
+
+
+def read_image_for(model: Model, path: str | Path) -> np.ndarray:
+    """The image file ``path`` as ``model.explain`` takes it: ``uint8`` where the family says it can
+    (:attr:`Model.explains_uint8`), else float32 in [0, 1]."""
+    from .data.images import load_image, read_image
+
+    return read_image(path) if model.explains_uint8 else load_image(path)
 
 
 def load_model(directory: str | Path, device: str | None = None) -> Model:

@@ -23,6 +23,7 @@ in full).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -32,7 +33,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Iterator, Mapping
 
 import numpy as np
 
@@ -51,6 +52,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     0666 less the umask (``tempfile.mkstemp`` made every file 0600). A file that cannot be written
     is an :class:`~bowlrp.errors.OutputError` naming ``path`` (not the temporary file).
     """
+    with atomic_writer(path) as fh:
+        fh.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """:func:`atomic_write_bytes` for output written piece by piece: a binary file handle on a temporary
+    file beside ``path``, renamed to ``path`` when the block ends without an exception (removed if not).
+
+    For large outputs (a full-size relevance map, a PNG of a 12 MP image) the bytes then never sit
+    in memory whole.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,12 +74,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     tmp = None
     try:
         fd, tmp = _create_temporary(path)
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "w+b") as fh:
             try:
                 os.fchmod(fh.fileno(), os.stat(path).st_mode & 0o7777)  # replacing a file keeps its mode
             except FileNotFoundError:
                 pass
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -136,16 +149,42 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     the same model give the same file, so "same seed, same model" can be checked byte for byte.
     """
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    write_npz_to(buf, arrays)
+    return buf.getvalue()
+
+
+def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """:func:`npz_bytes` written atomically to ``path``, each member streamed into the file: the same
+    bytes, without the whole archive (or one member's ``.npy``) held in memory."""
+    with atomic_writer(path) as fh:
+        write_npz_to(fh, arrays)
+
+
+def write_npz_to(fh: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """The archive of :func:`npz_bytes` into the seekable binary file ``fh``, member by member."""
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for key in sorted(arrays):
             info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
-            member = io.BytesIO()
             array = np.asarray(arrays[key])  # 0-d stays 0-d (np.ascontiguousarray would make it 1-d)
-            np.lib.format.write_array(member, array if array.flags.c_contiguous else array.copy(order="C"),
-                                      allow_pickle=False)
-            archive.writestr(info, member.getvalue())
-    return buf.getvalue()
+            if not array.flags.c_contiguous:
+                array = array.copy(order="C")
+            # the size up front, as ZipFile.writestr knows it: the same zip64 choice and so the same bytes
+            info.file_size = _npy_size(array)
+            with archive.open(info, "w") as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+def _npy_size(array: np.ndarray) -> int:
+    """Bytes of ``array`` as ``np.lib.format.write_array`` writes it: its header (format 1.0, or 2.0 when
+    the header is too long for 1.0, as ``write_array`` chooses) and the data."""
+    header, fields = io.BytesIO(), np.lib.format.header_data_from_array_1_0(array)
+    try:
+        np.lib.format.write_array_header_1_0(header, fields)
+    except ValueError:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_2_0(header, fields)
+    return len(header.getvalue()) + array.nbytes
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -357,6 +357,7 @@ class BowModel(Model):
     """
 
     family = "bow"
+    explains_uint8 = True  # 8-bit images explained as uint8: 4x less memory while a photo is explained
     model_files = (MODEL_JSON, ARRAYS_NPZ)
 
     config: PipelineConfig

@@ -11,7 +11,7 @@ As a script it writes the damaged model directories next to a good one and print
 
 Placeholders in a case's arguments: ``{model}`` a good model directory, ``{data}`` a VOC dataset,
 ``{image}`` one of its images, ``{file}`` an existing plain file, ``{folder}`` an existing folder,
-``{out}`` a fresh path that does not exist yet, ``{damaged:<name>}`` a damaged copy of ``{model}``
+``{out}`` a fresh path that does not exist yet, ``{huge}`` an image over the pixel limit, ``{damaged:<name>}`` a damaged copy of ``{model}``
 (:data:`DAMAGED_MODELS`).
 """
 from __future__ import annotations
@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import struct
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -121,6 +123,8 @@ FILE_CASES = [
     Case("render --out under a file", ("render", "--store", "{file}", "--out", "{file}/figs"), BAD_FILE, "{file}"),
     Case("missing model", ("predict", "--model", "{out}", "{image}"), BAD_FILE, "{out}"),
     Case("missing dataset", ("data", "inspect", "--data", "{out}"), BAD_FILE, "{out}"),
+    # 86.5 MP claimed by a 60-byte file: refused from its header (pixel limit), never decoded
+    Case("image over the pixel limit", ("predict", "--model", "{model}", "{huge}", "--strict"), BAD_FILE, "{huge}"),
 ]
 if Path("/sys").is_dir():  # Linux: no file can be created in /sys, not even by root
     FILE_CASES.append(Case("predict --json unwritable", ("predict", "--model", "{model}", "{image}", "--json",
@@ -206,13 +210,25 @@ def render(case: Case, places: dict[str, str]) -> tuple[list[str], str]:
     return [fill(arg) for arg in case.argv], fill(case.names)
 
 
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG claiming ``width x height`` RGB pixels that holds none: a few dozen bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
 def corpus(root: Path, model: Path, data: Path) -> dict[str, str]:
     """Write the corpus' files under ``root`` and return the placeholder values."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "a-file").write_text("not a folder\n")
     (root / "a-folder").mkdir(exist_ok=True)
     image = sorted((data / "JPEGImages").glob("*.jpg"))[0]
+    huge = _png_header_only(root / "huge.png", 9300, 9300)
     places = {"model": str(model), "data": str(data), "image": str(image), "file": str(root / "a-file"),
+              "huge": str(huge),
               "folder": str(root / "a-folder"), "out": str(root / "does-not-exist" / "out")}
     for name, path in write_damaged_models(model, root / "damaged").items():
         places[f"damaged:{name}"] = str(path)

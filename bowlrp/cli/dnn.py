@@ -4,17 +4,16 @@
 options (device, attribution method, composite); the names offered are read from the registries of
 :mod:`bowlrp.dnn` (:func:`~bowlrp.dnn.lrp.composites.composite_names`,
 :func:`~bowlrp.dnn.attribution.method_names`, :data:`~bowlrp.dnn.models.ARCHITECTURES`).
+
+Those registries live in modules that import PyTorch (about 190 MB of memory and a second of start-up),
+so they are imported only when a ``dnn`` command line is built (:func:`add_parsers`); every other
+command gets :func:`add_stub`, the same ``dnn`` entry in ``bowlrp --help`` without them.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ..dnn.attribution import method_names
-from ..dnn.classifier import check_device
-from ..dnn.lrp.composites import THESIS, composite_names
-from ..dnn.models import ARCHITECTURES
-from ..dnn.train import TrainConfig, train
 from ..runs import classes_with_positives, labelled_split
 from .common import (add_data_source, add_explain_targets, non_negative_int, note, positive_float, positive_int,
                      report_skips, skip_log)
@@ -26,8 +25,20 @@ METHOD_HELP = {"lrp": "the composite's LRP rules", "gradient": "sensitivity", "g
                "ig": "integrated gradients from a black image"}
 
 
+DNN_HELP = "train, evaluate and explain PyTorch networks"
+
+
+def add_stub(sub, common: argparse.ArgumentParser) -> None:
+    """The ``dnn`` command's entry without its actions, for a command line that does not use it."""
+    sub.add_parser("dnn", help=DNN_HELP)
+
+
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
-    dnn = sub.add_parser("dnn", help="train, evaluate and explain PyTorch networks",
+    from ..dnn.attribution import method_names
+    from ..dnn.lrp.composites import THESIS, composite_names
+    from ..dnn.models import ARCHITECTURES
+
+    dnn = sub.add_parser("dnn", help=DNN_HELP,
                          description="PyTorch networks on the same data as the BoW/FV models, explained with LRP "
                                      "rules and composites (or gradient baselines) into maps in the same file "
                                      "contract as 'bowlrp explain'.")
@@ -90,6 +101,9 @@ def _device(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..dnn.classifier import check_device
+    from ..dnn.train import TrainConfig, train
+
     device = check_device(args.device)
     dataset, samples, labels = labelled_split(args.data, args.split, args.format, strict=args.strict)
     present, absent = classes_with_positives(labels, dataset.classes)

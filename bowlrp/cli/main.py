@@ -25,7 +25,10 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the ``argv`` it will parse, a command line without the word ``dnn``
+    gets the ``dnn`` command as a stub (:func:`bowlrp.cli.dnn.add_stub`), so that PyTorch is not imported
+    (nor its ~190 MB held) by a command that does not need it."""
     parser = OneLineParser(
         prog="bowlrp",
         description="Train Bag-of-Words / Fisher-vector image classifiers with kernel SVMs, and PyTorch networks "
@@ -58,12 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log progress messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
-        group.add_parsers(sub, common)
+        if group is dnn and argv is not None and "dnn" not in argv:
+            dnn.add_stub(sub, common)
+        else:
+            group.add_parsers(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

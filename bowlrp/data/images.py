@@ -14,8 +14,14 @@ EXIF orientation is **ignored**: Pascal VOC boxes refer to the pixels as stored,
 image would detach it from its annotation. Animated / multi-page files give their first frame.
 
 Every failure (empty, truncated, corrupt, unknown format, decompression bomb over PIL's
-``Image.MAX_IMAGE_PIXELS``) raises :class:`~bowlrp.errors.ImageError` with a one-line message
-that names the file. No minimum size is enforced here; the feature extractors decide that.
+``Image.MAX_IMAGE_PIXELS``, more pixels than :data:`MAX_IMAGE_PIXELS`) raises
+:class:`~bowlrp.errors.ImageError` with a one-line message that names the file. No minimum size is
+enforced here; the feature extractors decide that.
+
+Memory: the decoded pixels are converted a strip of rows at a time, so reading an image costs PIL's
+decoded copy plus the result, never a float64 or a second full-size intermediate. :func:`read_image`
+keeps 8-bit images as ``uint8`` (3 bytes a pixel instead of float32's 12): what the explanation
+commands hold while they work. :data:`MAX_IMAGE_PIXELS` bounds what any command reads.
 """
 from __future__ import annotations
 
@@ -26,10 +32,41 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from ..errors import ImageError
+from ..errors import BowlrpError, ImageError
 
 _UINT16_MAX = 65535.0
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+#: the largest image (width x height, in pixels) bowlrp reads; a larger file is refused with one line
+#: (an :class:`~bowlrp.errors.ImageError`, so a dataset run counts it as a skipped image). 85 MP keeps
+#: ``bowlrp explain`` under 1 GB (its peak grows by about 8 bytes a pixel: the 8-bit image and the
+#: float32 relevance map) and lies just under PIL's own decompression-bomb threshold (89.5 MP), so this
+#: is the limit that speaks. The environment variable :data:`PIXEL_LIMIT_ENV` overrides it (worker
+#: processes inherit it); PIL's threshold, ``PIL.Image.MAX_IMAGE_PIXELS``, still applies above it.
+MAX_IMAGE_PIXELS = 85_000_000
+PIXEL_LIMIT_ENV = "BOWLRP_MAX_IMAGE_PIXELS"
+_STRIP_BYTES = 16 << 20  # rows converted at a time: about this many bytes of float32 per strip
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in force: ``$BOWLRP_MAX_IMAGE_PIXELS`` if set, else :data:`MAX_IMAGE_PIXELS`."""
+    value = os.environ.get(PIXEL_LIMIT_ENV, "").strip()
+    if not value:
+        return MAX_IMAGE_PIXELS
+    try:
+        limit = int(value.replace("_", ""))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise BowlrpError(f"{PIXEL_LIMIT_ENV}={value!r} is not a positive whole number of pixels")
+    return limit
+
+
+def check_pixel_limit(path: str | os.PathLike, width: int, height: int) -> None:
+    """Refuse an image of ``width x height`` pixels over :func:`max_image_pixels`, in one line naming ``path``."""
+    limit = max_image_pixels()
+    if width * height > limit:
+        raise ImageError(f"{path}: {width}x{height} px ({width * height / 1e6:.1f} MP) is over the pixel limit "
+                         f"of {limit / 1e6:g} MP (set {PIXEL_LIMIT_ENV} to change it)")
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -48,9 +85,29 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     Raises
     ------
     ImageError
-        The file is missing, empty, truncated, corrupt, of an unknown format, or larger than
-        PIL's decompression-bomb limit.
+        The file is missing, empty, truncated, corrupt, of an unknown format, larger than
+        PIL's decompression-bomb limit or than :func:`max_image_pixels`.
     """
+    return _decode(path, _to_rgb_float)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as compactly as its pixels allow: :func:`load_image`'s values, as ``uint8``
+    where they are ``k / 255``.
+
+    Returns
+    -------
+    np.ndarray
+        (H, W, 3) ``uint8`` for 8-bit images (grey, palette without transparency, RGB, CMYK, YCbCr, ...),
+        whose ``x / 255`` in float32 is exactly what :func:`load_image` returns; (H, W, 3) float32 in
+        [0, 1] for the others (alpha composited on white, 16-bit, float). Every consumer of images
+        (:func:`bowlrp.features.dsift.to_grey`, the DNN preprocessing, :func:`bowlrp.heatmap.overlay`)
+        takes both.
+    """
+    return _decode(path, _to_rgb_compact)
+
+
+def _decode(path: str | os.PathLike, convert) -> np.ndarray:
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -63,9 +120,10 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
+                check_pixel_limit(path, *img.size)  # from the header: nothing decoded yet
                 _refuse_lenient_truncation()
                 img.load()  # forces the full decode, so truncated data fails here, not later
-                return _to_rgb_float(img)
+                return convert(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{path}: refused as a decompression bomb ({exc})") from None
     except UnidentifiedImageError:
@@ -82,9 +140,50 @@ def _refuse_lenient_truncation() -> None:
         raise OSError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; refusing to decode leniently")
 
 
+def _strips(height: int, row_bytes: int):
+    """Row ranges ``(start, stop)`` covering ``height`` rows, about :data:`_STRIP_BYTES` each."""
+    step = max(1, _STRIP_BYTES // max(1, row_bytes))
+    for start in range(0, height, step):
+        yield start, min(height, start + step)
+
+
+def _eight_bit(img: Image.Image) -> bool:
+    """Whether ``img`` converts to RGB without leaving the 8-bit values ``k / 255``."""
+    mode = img.mode
+    return not (mode in _ALPHA_MODES or (mode == "P" and "transparency" in img.info)
+                or mode.startswith("I;16") or mode in ("I", "F"))
+
+
+def _rgb8_strips(img: Image.Image):
+    """PIL's conversion of an 8-bit image to RGB a strip of rows at a time: ``(start, stop, (rows, W, 3)
+    uint8)``. The conversions are per pixel, so strips give the values of the whole-image conversion."""
+    width, height = img.size
+    for start, stop in _strips(height, width * 12):
+        strip = img.crop((0, start, width, stop))
+        yield start, stop, np.asarray(strip if strip.mode == "RGB" else strip.convert("RGB"))
+
+
+def _to_rgb_compact(img: Image.Image) -> np.ndarray:
+    """(H, W, 3) uint8 for 8-bit images, else :func:`_to_rgb_float`."""
+    if not _eight_bit(img):
+        return _to_rgb_float(img)
+    width, height = img.size
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    for start, stop, rgb in _rgb8_strips(img):
+        out[start:stop] = rgb
+    return out
+
+
 def _to_rgb_float(img: Image.Image) -> np.ndarray:
     """Convert a loaded PIL image of any mode to (H, W, 3) float32 in [0, 1]."""
     mode = img.mode
+    if _eight_bit(img):
+        # the common case, without the full-size float temporaries: each strip's uint8 -> float32 / 255
+        width, height = img.size
+        out = np.empty((height, width, 3), dtype=np.float32)
+        for start, stop, rgb in _rgb8_strips(img):
+            np.divide(rgb, np.float32(255.0), out=out[start:stop], dtype=np.float32)
+        return out
     if mode == "P" and "transparency" in img.info:
         img, mode = img.convert("RGBA"), "RGBA"
     if mode in _ALPHA_MODES:
@@ -94,12 +193,10 @@ def _to_rgb_float(img: Image.Image) -> np.ndarray:
     elif mode.startswith("I;16") or mode == "I":
         grey = np.asarray(img, dtype=np.float64) / _UINT16_MAX
         rgb = np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=2)
-    elif mode == "F":
+    else:  # "F"
         grey = np.asarray(img, dtype=np.float64)
         grey = np.nan_to_num(grey, nan=0.0, posinf=1.0, neginf=0.0)
         rgb = np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=2)
-    else:
-        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     return np.ascontiguousarray(rgb, dtype=np.float32)
 
 

@@ -52,6 +52,7 @@ class DnnClassifier(Model):
     """A network loaded with :func:`bowlrp.dnn.io.load_network` (``network.meta`` is its ``model.json``)."""
 
     family = "dnn"
+    explains_uint8 = True  # 8-bit images explained as uint8: 4x less memory while a photo is explained
     model_files = (MODEL_JSON, WEIGHTS)
     scoring_note = "centre crop"
 
@@ -107,7 +108,7 @@ class DnnClassifier(Model):
         relevance = to_original(pixel, image.shape[:2], size, crop)
         score = float(out[0, k])
         return Explanation(relevance=relevance, score=score, bias_relevance=0.0,
-                           absorbed=score - float(relevance.astype(np.float64).sum()), residual=0.0,
+                           absorbed=score - float(np.sum(relevance, dtype=np.float64)), residual=0.0,
                            descriptor_relevance=np.zeros(0, np.float32),
                            descriptor_frames=np.zeros((0, 4), np.float32),
                            feature_relevance=np.zeros(0, np.float32), class_name=class_name,

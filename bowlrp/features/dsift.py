@@ -97,7 +97,8 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     """Validate an image and return it grey, ``(H, W)`` float32 in [0, 1].
 
     Accepts ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` RGB; floats are taken as [0, 1], ``uint8``
-    is divided by 255.
+    is divided by 255. An RGB image is converted a strip of rows at a time, so the only full-size
+    array made is the grey result (a float32 RGB copy of a 12 MP photo is 144 MB).
     """
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -106,17 +107,25 @@ def to_grey(image: np.ndarray) -> np.ndarray:
         raise ImageError(f"expected a (H, W) grey or (H, W, 3) RGB image, got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageError(f"empty image of shape {arr.shape}")
-    if arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / np.float32(255.0)
-    elif np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_:
-        arr = arr.astype(np.float32)
-    else:
+    if not (arr.dtype == np.uint8 or np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise ImageError(f"image dtype {arr.dtype} is not numeric")
-    if not np.isfinite(arr).all():
+    if arr.ndim == 2:
+        return np.ascontiguousarray(_as_unit_float(arr), dtype=np.float32)
+    grey = np.empty(arr.shape[:2], dtype=np.float32)
+    step = max(1, (4 << 20) // (arr.shape[1] * 12))  # about 4 MB of float32 RGB per strip
+    for start in range(0, arr.shape[0], step):
+        grey[start:start + step] = _as_unit_float(arr[start:start + step]) @ RGB_TO_GREY
+    return grey
+
+
+def _as_unit_float(arr: np.ndarray) -> np.ndarray:
+    """``arr`` as float32 in [0, 1] (``uint8`` divided by 255), refusing NaN and infinity."""
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / np.float32(255.0)
+    out = arr.astype(np.float32)
+    if not np.isfinite(out).all():
         raise ImageError("image contains NaN or infinite values")
-    if arr.ndim == 3:
-        arr = arr @ RGB_TO_GREY
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    return out
 
 
 def work_shape_for(shape: tuple[int, int], max_rows: int | None) -> tuple[int, int]:
@@ -269,6 +278,8 @@ class DenseSift:
             self.fit()
         grey = to_grey(image)
         work = shrink_to_rows(grey, self.max_rows)
+        image_shape = grey.shape
+        del grey  # a full-size float32 copy of a large photo: not kept while the descriptors are made
         sizes = [int(b) for b in self.bin_sizes]
         max_size = max(sizes)
         # the grid of every scale is known before any descriptor is computed: allocate the output
@@ -284,7 +295,7 @@ class DenseSift:
             bin_sizes=np.repeat(np.asarray(sizes, dtype=np.float32), counts),
             scales=np.repeat(np.arange(len(sizes), dtype=np.int16), counts),
             work_shape=work.shape,
-            image_shape=grey.shape,
+            image_shape=image_shape,
             angles=np.zeros(n, dtype=np.float32),
         )
         for size, grid, end in zip(sizes, origins, ends):

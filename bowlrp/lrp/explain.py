@@ -14,6 +14,7 @@ option and a depth, recording only the parameters they use.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.images import load_image
+from ..data.images import read_image
 from ..encoding import FisherEncoder
 from ..encoding.bow import BowEncoder
 from ..errors import BowlrpError
@@ -91,8 +92,8 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
     Parameters
     ----------
     model : BowModel
-    image : (H, W, 3) or (H, W) float
-        As :func:`bowlrp.data.load_image` returns it.
+    image : (H, W, 3) or (H, W) float, or uint8
+        As :func:`bowlrp.data.load_image` or :func:`bowlrp.data.images.read_image` returns it.
     class_name : str
         One of ``model.class_names``.
     rule : EncoderRule
@@ -126,11 +127,16 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
             a += a_pca
         R_l[f.index] += r
         absorbed += a
-    relevance = pixel_relevance(descriptors, R_l)
+    # the forward passes (projected descriptors, posteriors: ~150 MB for a 480-row image) are done
+    # with; freed before the full-size map is made, so the two never add up
+    forward = r = None
+    # and so are the descriptor values (~50 MB): the map needs only where the descriptors lie
+    descriptors = dataclasses.replace(descriptors, values=np.empty((len(descriptors), 0), np.float32))
+    relevance = pixel_relevance(descriptors, R_l, dtype=np.float32)  # the map's only full-size array
     if by_bins:
         R_l = R_l.sum(axis=1)
     return Explanation(
-        relevance=relevance.astype(np.float32), score=svm.score, bias_relevance=svm.bias_relevance,
+        relevance=relevance, score=svm.score, bias_relevance=svm.bias_relevance,
         absorbed=absorbed, residual=svm.residual, descriptor_relevance=R_l.astype(np.float32),
         descriptor_frames=original_frames(descriptors), feature_relevance=svm.relevance.astype(np.float32),
         class_name=class_name, settings=method.settings())
@@ -138,4 +144,4 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
 
 def explain_path(model, path: str | Path, class_name: str, **options) -> Explanation:
     """:func:`explain_image` of an image file."""
-    return explain_image(model, load_image(path), class_name, **options)
+    return explain_image(model, read_image(path), class_name, **options)

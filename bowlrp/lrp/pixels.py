@@ -11,6 +11,10 @@ The backward step of :mod:`bowlrp.features` (layer (2) → (1) of Fig. 2.11), in
    (``work = A_y · original · A_x^T``, rows of A summing to 1); the flat rule through that linear
    map gives ``R_original = A_y^T · R_work · A_x``: each work pixel's relevance goes to the original
    pixels it averaged, in proportion to their weights. Both parts conserve relevance exactly.
+
+Memory: the map at the original size is the only full-size array made. It is filled a band of rows
+at a time (``(A_y^T)[band] · R_work · A_x``), and A is built from its non-zero band, so an 81 MP
+photo costs its float32 map (324 MB) and a few MB besides, not the float64 product and its copy.
 """
 from __future__ import annotations
 
@@ -93,25 +97,48 @@ def spread_over_boxes(shape: tuple[int, int], boxes: np.ndarray, centres: np.nda
     return np.cumsum(np.cumsum(out, axis=0), axis=1)[:rows, :cols]
 
 
-def area_weights(n_original: int, n_work: int) -> np.ndarray:
+def area_weights(n_original: int, n_work: int, work_rows: slice = slice(None)) -> np.ndarray:
     """The 1-D area-averaging matrix A, ``(n_work, n_original)``: work pixel i averages the original
-    pixels overlapping ``[i f, (i + 1) f)``, ``f = n_original / n_work``, by overlap; rows sum to 1."""
+    pixels overlapping ``[i f, (i + 1) f)``, ``f = n_original / n_work``, by overlap; rows sum to 1.
+
+    ``work_rows`` selects rows of A (default all). Only the at most ``ceil(f) + 1`` pixels each work
+    pixel overlaps are computed (no temporaries of A's size); the rest of A is zero."""
     f = n_original / n_work
-    lo = np.arange(n_work)[:, None] * f
+    i = np.arange(n_work)[work_rows]
+    lo = i[:, None] * f
     hi = lo + f
-    j = np.arange(n_original)[None, :]
+    j = np.floor(lo).astype(np.int64) + np.arange(int(np.ceil(f)) + 2)[None, :]  # (rows, band)
     overlap = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0, None)
-    return overlap / f
+    inside = j < n_original
+    out = np.zeros((len(i), n_original))
+    out[np.broadcast_to(np.arange(len(i))[:, None], j.shape)[inside], j[inside]] = overlap[inside] / f
+    return out
 
 
-def to_original(work_map: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
-    """Relevance on the work image mapped to the original image's pixels, conserving the sum."""
+def to_original(work_map: np.ndarray, image_shape: tuple[int, int], dtype=np.float64,
+                band_bytes: int = 8 << 20) -> np.ndarray:
+    """Relevance on the work image mapped to the original image's pixels, conserving the sum.
+
+    Returns ``(H, W)`` of ``dtype`` (float32 for a stored map: half the memory). Computed in float64
+    a band of about ``band_bytes`` at a time, each band from the few work rows it overlaps, and
+    written into the result.
+    """
     rows, cols = work_map.shape
-    if (rows, cols) == tuple(image_shape):
-        return np.asarray(work_map, dtype=np.float64)
-    a_y = area_weights(int(image_shape[0]), rows)
-    a_x = area_weights(int(image_shape[1]), cols)
-    return a_y.T @ work_map @ a_x
+    shape = (int(image_shape[0]), int(image_shape[1]))
+    if (rows, cols) == shape:
+        return np.array(work_map, dtype=dtype)
+    work_map = np.asarray(work_map, dtype=np.float64)
+    a_x = area_weights(shape[1], cols)
+    f = shape[0] / rows
+    out = np.empty(shape, dtype=dtype)
+    step = max(1, band_bytes // (8 * shape[1]))
+    for start in range(0, shape[0], step):
+        stop = min(shape[0], start + step)
+        # the work rows whose area overlaps original rows [start, stop); the other rows of A_y are 0 there
+        first, last = max(0, int(start / f) - 1), min(rows, int(np.ceil(stop / f)) + 1)
+        a_y = area_weights(shape[0], rows, slice(first, last))[:, start:stop]
+        out[start:stop] = (a_y.T @ work_map[first:last]) @ a_x
+    return out
 
 
 def original_frames(descriptors: DescriptorSet) -> np.ndarray:
@@ -128,12 +155,13 @@ def original_frames(descriptors: DescriptorSet) -> np.ndarray:
     return np.stack([x, y, descriptors.bin_sizes * fx, descriptors.angles], axis=1).astype(np.float32)
 
 
-def pixel_relevance(descriptors: DescriptorSet, relevance: np.ndarray) -> np.ndarray:
-    """The flat rule and the resize together: ``(H, W)`` float64 in original-image pixels.
+def pixel_relevance(descriptors: DescriptorSet, relevance: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """The flat rule and the resize together: ``(H, W)`` of ``dtype`` in original-image pixels.
 
     ``relevance`` is (N,) per descriptor (flat over each support) or (N, 128) per SIFT dimension
-    (flat over each spatial bin's support, Appendix D.1).
+    (flat over each spatial bin's support, Appendix D.1). The rules run in float64 on the work image;
+    ``dtype`` is that of the full-size result (:func:`to_original`).
     """
     R = np.asarray(relevance)
     work = bin_rule_map(descriptors, R) if R.ndim == 2 else flat_rule_map(descriptors, R)
-    return to_original(work, descriptors.image_shape)
+    return to_original(work, descriptors.image_shape, dtype=dtype)
