@@ -46,6 +46,9 @@ class SvmRelevance:
         Taylor remainder (``f(x~)`` plus higher-order terms) otherwise.
     root_point : (D,) float64 or None
         The Taylor root point x~ (None for exact decompositions).
+    n_nodes : int
+        Gradient evaluations of the Taylor decomposition (quadrature nodes of the path integral, 1 for
+        first order, 0 for exact decompositions).
     """
 
     relevance: np.ndarray
@@ -53,6 +56,7 @@ class SvmRelevance:
     bias_relevance: float
     residual: float = 0.0
     root_point: np.ndarray | None = None
+    n_nodes: int = 0
 
 
 def is_exactly_decomposable(machine: BinarySvm) -> bool:
@@ -149,4 +153,4 @@ def _explain_svm(machine: BinarySvm, x: np.ndarray, bias: str, reference: np.nda
         raise BowlrpError("bias mode 'weighted' needs a linear SVM; a Taylor decomposition has no bias term")
     taylor = taylor_relevance(machine, x, reference=reference, **taylor_options)
     return SvmRelevance(taylor.relevance, taylor.score, taylor.zero_order, taylor.residual,
-                        root_point=taylor.root_point)
+                        root_point=taylor.root_point, n_nodes=taylor.n_nodes)
