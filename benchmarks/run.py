@@ -8,15 +8,15 @@ from pathlib import Path
 
 from bowlrp.persistence import atomic_write_json
 
-from . import (bench_dnn, bench_dsift, bench_extract, bench_fisher, bench_lrp, bench_memory, bench_perturb, bench_region_fv, bench_replacement,
-               bench_root, bench_spray)
+from . import (bench_dnn, bench_dsift, bench_extract, bench_fisher, bench_lrp, bench_memory, bench_perturb,
+               bench_region_fv, bench_replacement, bench_root, bench_spray, bench_taylor)
 
 BENCHMARKS = {"dsift": bench_dsift.run, "fisher_encode": bench_fisher.run, "fisher_lrp": bench_fisher.run_lrp,
               "explain_image": bench_lrp.run, "root_point": bench_root.run, "extract_parallel": bench_extract.run,
               "dnn_lrp": bench_dnn.run, "perturb_regions_dnn": bench_perturb.run,
               "perturb_descriptors_fv": bench_replacement.run,
               "perturb_regions_fv": bench_region_fv.run, "spray": bench_spray.run,
-              "explain_memory": bench_memory.run}
+              "explain_memory": bench_memory.run, "taylor_path": bench_taylor.run}
 
 
 def main(argv: list[str] | None = None) -> int:

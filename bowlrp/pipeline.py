@@ -35,6 +35,8 @@ from .features.descriptors import DescriptorSet
 from .features.dsift import DenseSift
 from .lrp.explain import BowLrp, explain_image
 from .lrp.rules import EncoderRule
+from .lrp.svm import is_exactly_decomposable
+from .lrp.taylor import DEFAULT_PATH_TOLERANCE, DEFAULT_TAYLOR
 from .model import Model, require_cpu
 from .parallel import ItemResult, ParallelOptions, guarded, parallel_map
 from .model_schema import ENCODERS, check_bow_arrays, check_bow_meta
@@ -397,13 +399,33 @@ class BowModel(Model):
         return "fv" if self.config.encoder == "fisher" else "bow"
 
     def explanation_method(self, rule: str = "epsilon", eps: float = 0.0, alpha: float = 2.0, bias: str = "keep",
-                           depth: str = "descriptors") -> BowLrp:
+                           depth: str = "descriptors", taylor: str | None = None,
+                           path_tolerance: float | None = None) -> BowLrp:
         """LRP with the encoder-layer ``rule`` (``"epsilon"`` with stabiliser ``eps``, ``"alphabeta"``
-        with ``alpha`` and beta = alpha - 1, or ``"absz"``), the SVM ``bias`` option and ``depth``."""
-        return BowLrp(EncoderRule(rule, eps=eps, alpha=alpha), bias, depth)
+        with ``alpha`` and beta = alpha - 1, or ``"absz"``), the SVM ``bias`` option and ``depth``.
+
+        ``taylor`` (``"path"``, the default, or ``"first-order"``) and ``path_tolerance`` choose how an
+        exp-chi2 / RBF machine is decomposed from its root point (:mod:`bowlrp.lrp.taylor`); a model
+        decomposed exactly (linear, HIK, additive chi2) refuses them.
+        """
+        exact = self.is_exactly_decomposable
+        if exact and (taylor is not None or path_tolerance is not None):
+            raise BowlrpError(f"this model's {self.config.kernel} kernel is decomposed exactly; the Taylor options "
+                              f"(taylor, path_tolerance) apply to chi2 and rbf models")
+        if taylor == "first-order" and path_tolerance is not None:
+            raise BowlrpError("path_tolerance applies to taylor 'path', not 'first-order'")
+        return BowLrp(EncoderRule(rule, eps=eps, alpha=alpha), bias, depth,
+                      None if exact else (taylor or DEFAULT_TAYLOR),
+                      DEFAULT_PATH_TOLERANCE if path_tolerance is None else path_tolerance)
+
+    @property
+    def is_exactly_decomposable(self) -> bool:
+        """True when every class' machine is decomposed exactly (no root point, no Taylor option)."""
+        return all(is_exactly_decomposable(m) for m in self.classifier.estimators_)
 
     def explain(self, image: np.ndarray, class_name: str, method: BowLrp) -> Explanation:
-        return explain_image(self, image, class_name, rule=method.rule, bias=method.bias, depth=method.depth)
+        return explain_image(self, image, class_name, rule=method.rule, bias=method.bias, depth=method.depth,
+                             taylor=method.taylor or DEFAULT_TAYLOR, path_tolerance=method.path_tolerance)
 
     # --- persistence: JSON + npz, no pickle ---------------------------------------------
     def save(self, directory: str | Path) -> None:

@@ -1,5 +1,6 @@
-"""Whole-image explanations on trained toyvoc models: conservation for every test image, the Taylor
-bookkeeping, and the ``bowlrp explain`` file contract."""
+"""Whole-image explanations on trained toyvoc models: conservation for every test image, the
+path-integrated decomposition of exp-chi2 against a dense quadrature, and the ``bowlrp explain`` file
+contract."""
 from __future__ import annotations
 
 import json
@@ -10,8 +11,10 @@ from PIL import Image
 
 from bowlrp import cli
 from bowlrp.data import load_image, open_dataset
-from bowlrp.errors import SkipLog
+from bowlrp.errors import BowlrpError, SkipLog
 from bowlrp.lrp import EncoderRule, explain_image
+from bowlrp.lrp.svm import explain_svm
+from bowlrp.lrp.taylor import model_gradient
 from bowlrp.parallel import ParallelOptions
 from bowlrp.pipeline import BowModel, PipelineConfig, train_model
 
@@ -70,18 +73,68 @@ def test_absorbed_relevance_closes_the_books(models, split, rule):
         assert abs(smaller.absorbed) <= abs(e.absorbed)  # a larger stabiliser keeps more
 
 
-def test_taylor_explanation_reports_root_and_residual(models, split):
+def _simpson_path_relevance(machine, x, start, n_steps=400):
+    """(x - start) times the mean gradient on the segment by composite Simpson over n_steps intervals of
+    the per-point gradient (Eq. A.7, checked against finite differences in test_lrp_layers): a dense
+    reference independent of the batched gradient and of the adaptive Gauss-Legendre rule."""
+    t = np.linspace(0.0, 1.0, n_steps + 1)
+    w = np.ones(n_steps + 1)
+    w[1:-1:2], w[2:-1:2] = 4.0, 2.0
+    w /= w.sum()
+    grads = np.stack([model_gradient(machine, start + ti * (x - start)) for ti in t])
+    return (x - start) * (w @ grads)
+
+
+def test_taylor_explanation_matches_a_dense_path_integral(models, split):
+    """exp-chi2 on rank-BoW, the default path-integrated decomposition: the feature relevance equals a
+    dense Simpson quadrature of the gradient from the root point to x; sum R = f(x) - f(x~) within the
+    tolerance, with f from the decision function; the thesis' first-order residual is larger."""
     model = models["rankbow-chi2"]
-    machine = model.classifier.estimators_[model.class_names.index("horse")]
-    residuals = []
-    for sample in split[1][:6]:
+    c = model.class_names.index("horse")
+    machine = model.classifier.estimators_[c]
+    assert machine.support_vectors_ is not None
+    path_residuals, first_residuals = [], []
+    for sample in split[1][:4]:
         image = load_image(sample.path)
         e = explain_image(model, image, "horse")
-        assert abs(e.bias_relevance) <= 1e-5  # f at the root point
-        assert abs(float(e.relevance.astype(np.float64).sum()) + e.bias_relevance + e.residual - e.score) < 1e-6
-        residuals.append(abs(e.residual) / max(abs(e.score), 1e-12))
-    assert machine.support_vectors_ is not None
-    assert np.median(residuals) < 1.0  # first-order terms carry most of f(x)
+        x = model.features.encode_image(image).astype(np.float32)
+        svm = explain_svm(machine, x)  # the same x, so the same root point as in explain_image
+        np.testing.assert_allclose(e.feature_relevance, svm.relevance, rtol=1e-5, atol=1e-7)
+        reference = _simpson_path_relevance(machine, x.astype(np.float64), svm.root_point)
+        scale = np.abs(reference).max()
+        # the adaptive rule stops at |residual| <= 1e-3 |f(x)|, so that much may differ in total
+        np.testing.assert_allclose(svm.relevance, reference, rtol=0, atol=2e-3 * max(abs(e.score), scale))
+        f_x = model.decision_function(x[None])[0, c]
+        f_root = machine.decision_function(svm.root_point[None])[0]
+        assert abs(f_root) <= 1e-5 and e.bias_relevance == pytest.approx(f_root, abs=1e-12)
+        assert abs(f_x - f_root - float(e.feature_relevance.astype(np.float64).sum())) <= 1.01e-3 * abs(f_x) + 1e-6
+        # the pixel map carries the feature relevance down (eps = 0: nothing absorbed)
+        assert float(e.relevance.astype(np.float64).sum()) == pytest.approx(float(svm.relevance.sum()), rel=1e-4,
+                                                                              abs=1e-5)
+        first = explain_svm(machine, x, method="first-order")
+        path_residuals.append(abs(f_x - f_root - svm.relevance.sum()) / abs(f_x))
+        first_residuals.append(abs(f_x - f_root - first.relevance.sum()) / abs(f_x))
+    assert max(path_residuals) <= 1.01e-3
+    assert np.median(path_residuals) < np.median(first_residuals)
+
+
+def test_taylor_option_is_recorded_and_refused_where_it_does_not_apply(models, split):
+    chi2, linear = models["rankbow-chi2"], models["fv-linear"]
+    assert chi2.explanation_method().settings()["taylor"] == "path"
+    assert chi2.explanation_method().settings()["path_tolerance"] == 1e-3
+    first = chi2.explanation_method(taylor="first-order")
+    assert first.settings()["taylor"] == "first-order" and "path_tolerance" not in first.settings()
+    assert "taylor" not in linear.explanation_method().settings()  # decomposed exactly: nothing to record
+    with pytest.raises(BowlrpError, match="decomposed exactly"):
+        linear.explanation_method(taylor="path")
+    with pytest.raises(BowlrpError, match="unknown Taylor method"):
+        chi2.explanation_method(taylor="second")
+    image = load_image(split[1][0].path)
+    e = chi2.explain(image, "horse", first)
+    x = chi2.features.encode_image(image).astype(np.float32)
+    machine = chi2.classifier.estimators_[chi2.class_index("horse")]
+    np.testing.assert_allclose(e.feature_relevance, explain_svm(machine, x, method="first-order").relevance,
+                               rtol=1e-5, atol=1e-7)
 
 
 def test_explain_cli_writes_the_file_contract(models, split, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Each LRP backward step against an independent dense reference: the descriptor x dimension matrix of
 contributions z_ld built explicitly (Eqs. 4.10, 2.77-2.82), the SVM decompositions of Eq. 2.72,
-finite differences for the Taylor gradient, and brute-force loops for the flat pixel rule."""
+finite differences for the Taylor gradient and a brute-force path integral of finite differences for the
+path-integrated decomposition, and brute-force loops for the flat pixel rule."""
 from __future__ import annotations
 
 import cv2
@@ -15,7 +16,7 @@ from bowlrp.lrp.pixels import area_weights, flat_rule_map, original_frames, pixe
 from bowlrp.errors import BowlrpError
 from bowlrp.lrp.rules import EncoderRule, multipliers
 from bowlrp.lrp.svm import decomposable_relevance, distribute_bias, explain_svm
-from bowlrp.lrp.taylor import find_root_point, model_gradient, taylor_relevance
+from bowlrp.lrp.taylor import find_root_point, model_gradient, path_integrated_relevance, taylor_relevance
 from bowlrp.svm import BinarySvm, KernelSum, make_kernel
 
 RULES = [EncoderRule("epsilon", 0.0), EncoderRule("epsilon", 0.5), EncoderRule("alphabeta", alpha=2.0), EncoderRule("alphabeta", alpha=1.0),
@@ -287,8 +288,7 @@ def test_root_point_is_on_the_boundary_and_nearest(name):
         result = taylor_relevance(machine, x, reference=X)
         root = result.root_point
         assert abs(machine.decision_function(root[None])[0]) <= 1e-5
-        # the books: first-order terms + f(x~) + remainder = f(x)
-        assert abs(result.relevance.sum() + result.bias_relevance + result.residual - f[i]) < 1e-10
+        assert result.bias_relevance == pytest.approx(machine.decision_function(root[None])[0], abs=1e-12)
         # no root on any searched segment is nearer (checked by a fine scan of every segment)
         opposite = X[np.sign(f) != np.sign(f[i])]
         g = np.linspace(0, 1, 401)[:, None]
@@ -304,15 +304,129 @@ def test_root_point_is_on_the_boundary_and_nearest(name):
 
 def test_no_opposite_reference_is_flagged_and_spread():
     rng = np.random.default_rng(11)
-    X, y = _two_class(rng)
+    X, y = _positive_two_class(rng)
     machine = BinarySvm().fit(X, y, "chi2", C=1.0)
     f = machine.decision_function(X)
     same = X[np.sign(f) == np.sign(f[0])]
     root = find_root_point(machine, X[0], same[1:])
     assert not root.found
-    result = taylor_relevance(machine, X[0], reference=same[1:])
-    assert result.bias_relevance == 0.0
-    assert abs(result.relevance.sum() + result.residual - f[0]) < 1e-10
+    for method in ("path", "first-order"):
+        result = taylor_relevance(machine, X[0], reference=same[1:], method=method, path_tolerance=1e-8)
+        assert result.bias_relevance == 0.0
+        # f(x~) of the least-|f| reference is spread evenly: the relevance is the decomposition from that
+        # reference plus f(x~) / D in every dimension (the decomposition checked against an independent
+        # reference by the tests below)
+        start = same[1:][np.argmin(np.abs(machine.decision_function(same[1:])))]
+        np.testing.assert_allclose(result.root_point, start)
+        unspread = result.relevance - machine.decision_function(start[None])[0] / X.shape[1]
+        if method == "path":
+            np.testing.assert_allclose(unspread, _reference_path_relevance(machine, X[0], start), rtol=1e-4,
+                                       atol=1e-6 * np.abs(unspread).max())
+
+
+# --------------------------------------------------------------------------- path-integrated decomposition
+def _positive_two_class(rng, n=60, d=8):
+    """Strictly positive histograms: exp-chi2 is smooth there, so finite differences apply everywhere."""
+    X, y = _two_class(rng, n, d)
+    X = X + 0.02
+    return X / X.sum(1, keepdims=True), y
+
+
+def _fd_gradients(machine, points, h=1e-6):
+    """df/dx by central differences of the decision function at every row of points (m, D) -> (m, D)."""
+    m, d = points.shape
+    steps = np.eye(d) * h
+    shifted = np.concatenate([points[:, None, :] + steps, points[:, None, :] - steps], axis=1).reshape(-1, d)
+    f = machine.decision_function(shifted).reshape(m, 2, d)
+    return (f[:, 0] - f[:, 1]) / (2 * h)
+
+
+def _reference_path_relevance(machine, x, start, n_steps=2000):
+    """(x - start)_d times the mean of df/dx_d on the segment: composite Simpson over n_steps intervals of
+    finite-difference gradients, a brute-force reference independent of the kernels' gradient code."""
+    t = np.linspace(0.0, 1.0, n_steps + 1)
+    w = np.ones(n_steps + 1)
+    w[1:-1:2], w[2:-1:2] = 4.0, 2.0
+    w /= w.sum()
+    grads = _fd_gradients(machine, start + t[:, None] * (x - start))
+    return (x - start) * (w @ grads)
+
+
+@pytest.mark.parametrize("name", ["chi2", "rbf"])
+def test_path_relevance_matches_a_brute_force_path_integral(name):
+    """Every dimension's relevance equals the path integral of finite-difference gradients (2000
+    Simpson intervals) along the same segment, and the residual is within the tolerance asked for."""
+    rng = np.random.default_rng(15)
+    X, y = _positive_two_class(rng)
+    machine = BinarySvm().fit(X, y, name, C=10.0)
+    for i in range(4):
+        x = X[i]
+        result = taylor_relevance(machine, x, reference=X, method="path", path_tolerance=1e-6)
+        reference = _reference_path_relevance(machine, x, result.root_point)
+        np.testing.assert_allclose(result.relevance, reference, rtol=1e-4, atol=1e-6 * np.abs(reference).max())
+        # the residual against a bound, from f itself: sum R = f(x) - f(x~) up to the tolerance
+        f_x, f_root = machine.decision_function(np.stack([x, result.root_point]))
+        assert abs(f_x - f_root - result.relevance.sum()) <= 1e-6 * abs(f_x)
+
+
+@pytest.mark.parametrize("name", ["chi2", "rbf"])
+def test_first_order_relevance_is_the_gradient_at_the_root(name):
+    """The thesis' first-order terms: (x - x~) times the finite-difference gradient at x~ (Eq. 2.76)."""
+    rng = np.random.default_rng(16)
+    X, y = _positive_two_class(rng)
+    machine = BinarySvm().fit(X, y, name, C=10.0)
+    x = X[1]
+    result = taylor_relevance(machine, x, reference=X, method="first-order")
+    reference = (x - result.root_point) * _fd_gradients(machine, result.root_point[None])[0]
+    np.testing.assert_allclose(result.relevance, reference, rtol=1e-4, atol=1e-6 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("name", ["chi2", "rbf"])
+def test_path_residual_shrinks_as_nodes_grow(name):
+    """|f(x) - f(x~) - sum R| with f from the decision function: Gauss-Legendre error falls with the node
+    count, far below the first-order remainder, and the adaptive default stops within its tolerance."""
+    rng = np.random.default_rng(17)
+    X, y = _positive_two_class(rng)
+    machine = BinarySvm().fit(X, y, name, C=10.0)
+    for i in range(3):
+        x = X[i]
+        first = taylor_relevance(machine, x, reference=X, method="first-order")
+        f_x, f_root = machine.decision_function(np.stack([x, first.root_point]))
+        errors = [abs(f_x - f_root - path_integrated_relevance(machine, x, first.root_point, n).sum())
+                  for n in (1, 2, 4, 8, 16)]
+        floor = 1e-12 * max(1.0, abs(f_x))  # where rounding, not the quadrature, is left
+        assert all(b <= a or b <= floor for a, b in zip(errors[1:], errors[2:])), errors
+        assert errors[-1] <= 1e-6 * errors[0] + 1e-12, errors
+        assert errors[-1] < 1e-3 * abs(first.residual), (errors, first.residual)
+        adaptive = taylor_relevance(machine, x, reference=X)  # the default: path, tolerance 1e-3
+        assert adaptive.n_nodes >= 4 and adaptive.method == "path"
+        assert abs(f_x - f_root - adaptive.relevance.sum()) <= 1e-3 * abs(f_x)
+
+
+def test_batched_expansion_gradient_equals_the_per_point_gradient():
+    """One Gram evaluation for all points (RBF, exp-chi2, and a sum of both over blocks) gives what the
+    per-point gradient of Eqs. A.5 / A.7 gives."""
+    rng = np.random.default_rng(18)
+    sv = rng.random((30, 8)) * (rng.random((30, 8)) < 0.6)
+    coef = rng.normal(size=30)
+    points = rng.random((5, 8)) * (rng.random((5, 8)) < 0.6)
+    kernels = [make_kernel("rbf").fit(sv), make_kernel("chi2").fit(sv),
+               KernelSum([make_kernel("chi2").fit(sv[:, :4]), make_kernel("rbf").fit(sv[:, 4:])],
+                         [slice(0, 4), slice(4, 8)], [0.4, 0.6])]
+    for kernel in kernels:
+        batched = kernel.expansion_gradient(sv, coef, points)
+        for p, row in zip(points, batched):
+            np.testing.assert_allclose(row, coef @ kernel.gradient(sv, p), rtol=1e-10, atol=1e-12)
+
+
+def test_taylor_options_are_checked():
+    rng = np.random.default_rng(19)
+    X, y = _positive_two_class(rng)
+    machine = BinarySvm().fit(X, y, "rbf", C=1.0)
+    with pytest.raises(BowlrpError, match="unknown Taylor method"):
+        taylor_relevance(machine, X[0], method="second-order")
+    with pytest.raises(BowlrpError, match="positive"):
+        taylor_relevance(machine, X[0], path_tolerance=0.0)
 
 
 # --------------------------------------------------------------------------- pixels

@@ -12,11 +12,11 @@ from ..persistence import atomic_write_json
 from ..runs import evaluate, explain_files, explain_split, labelled_split
 from ..svm.metrics import format_ap_table
 from .common import (add_evaluate_arguments, add_explain_targets, add_model, add_parallel, data_settings,
-                     explain_form, float_at_least, non_negative_float, parallel_options, report_skips, skip_log)
+                     explain_form, float_at_least, non_negative_float, parallel_options, positive_float, report_skips, skip_log)
 
 # family-specific explanation flags default to SUPPRESS: only what the user gave reaches the model's
 # explanation_method, so each family fills in its own defaults and refuses options it does not know
-BOW_OPTIONS = ("rule", "eps", "alpha", "bias", "depth")
+BOW_OPTIONS = ("rule", "eps", "alpha", "bias", "depth", "taylor", "path_tolerance")
 EXPLAIN_OUTPUTS = {"out": "folder", "store": "file"}  # checked before the model is loaded (.common.check_outputs)
 
 
@@ -46,7 +46,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     explain = sub.add_parser("explain", parents=[common], help="LRP heatmaps of a model's class score",
                              description="Explain the score f(x) of one class down to pixels. For a BoW/FV model "
                                          "with LRP (SVM layer exact for linear/HIK/additive-chi2, Taylor at a "
-                                         "root point for exp-chi2/RBF; encoder rule; flat rule to pixels); a "
+                                         "root point for exp-chi2/RBF, by default integrated along the path from the root point; encoder rule; flat rule to pixels); a "
                                          "DNN model gets its default (the thesis composite; 'bowlrp dnn explain' "
                                          "offers its options). Per image writes DIR/<stem>.npz (relevance H x W "
                                          "in original image coordinates, score, bias_relevance, residual, "
@@ -70,6 +70,15 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                        help="descriptors: each descriptor's relevance spread evenly over its support (default); "
                             "bins: FV models only, relevance per descriptor dimension through the PCA to each "
                             "SIFT spatial bin's support (Appendix D.1), 16x finer")
+    rules.add_argument("--taylor", choices=("path", "first-order"), default=argparse.SUPPRESS,
+                       help="exp-chi2/RBF models: path integrates the kernel expansion's gradient along the "
+                            "segment from the nearest root point to x, refining the quadrature until "
+                            "|residual| <= --path-tolerance * |f(x)| (default); first-order is the thesis' "
+                            "first-order expansion at the root point (Eq. 2.76), whose residual is the whole "
+                            "higher-order remainder")
+    rules.add_argument("--path-tolerance", type=positive_float, default=argparse.SUPPRESS,
+                       help="--taylor path: bound on |residual| / |f(x)| at which the quadrature stops doubling its "
+                            "nodes (default 1e-3; at most 256 nodes, the residual in the books says what is left)")
     add_parallel(explain)
     explain.set_defaults(handler=lambda args: run_explain(args, BOW_OPTIONS), outputs=EXPLAIN_OUTPUTS)
 

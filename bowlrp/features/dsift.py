@@ -14,7 +14,11 @@ Per image:
 4. Descriptors whose raw mass (VLFeat's frame ``norm``) is below ``contrast_threshold`` are set
    to zero and kept.
 
-Descriptors are unit vectors times 512 (VLFeat's float convention), layout
+Descriptors are unit vectors times 512 (VLFeat's float convention) with every value capped at 255,
+as ``vl_dsift`` does and cyvlfeat keeps for float output: a descriptor whose largest normalised bin
+exceeds 255/512 ≈ 0.498 has a norm below 512 (on scikit-image's astronaut 198 of 91,814 descriptors,
+0.27 % of the non-zero ones, with norms down to 443; none on chelsea or rocket). The cap is kept so
+that the descriptors stay equal to VLFeat's. Layout
 ``t + 8·bx + 32·by`` (see :mod:`bowlrp.features._vlfeat`). Geometry conventions of the output
 are those of :class:`~bowlrp.features.descriptors.DescriptorSet`.
 

@@ -32,7 +32,8 @@ from .fisher import fisher_relevance
 from .pixels import original_frames, pixel_relevance
 from .projection import projection_relevance
 from .rules import EncoderRule
-from .svm import BIAS_MODES, explain_svm
+from .svm import BIAS_MODES, explain_svm, is_exactly_decomposable
+from .taylor import DEFAULT_PATH_TOLERANCE, DEFAULT_TAYLOR, check_taylor
 
 DEPTHS = ("descriptors", "bins")
 BINS_NEED_FV = "depth 'bins' needs a Fisher-vector model (Appendix D.1); use depth 'descriptors'"
@@ -41,24 +42,37 @@ BINS_NEED_FV = "depth 'bins' needs a Fisher-vector model (Appendix D.1); use dep
 @dataclass(frozen=True)
 class BowLrp:
     """LRP for a BoW / FV model: the encoder-layer ``rule``, the SVM ``bias`` option
-    (Eqs. 2.73, 2.74) and the ``depth`` the map is resolved to (descriptors, or SIFT bins as in
-    Appendix D.1)."""
+    (Eqs. 2.73, 2.74), the ``depth`` the map is resolved to (descriptors, or SIFT bins as in
+    Appendix D.1) and, for kernels that need a root point (exp chi2, RBF), the ``taylor``
+    decomposition (``"path"`` with its ``path_tolerance``, or ``"first-order"``; see
+    :mod:`.taylor`). ``taylor=None`` marks a model decomposed exactly, which records no Taylor
+    setting."""
 
     rule: EncoderRule = EncoderRule()
     bias: str = "keep"
     depth: str = "descriptors"
+    taylor: str | None = DEFAULT_TAYLOR
+    path_tolerance: float = DEFAULT_PATH_TOLERANCE
 
     def __post_init__(self) -> None:
         if self.bias not in BIAS_MODES:
             raise BowlrpError(f"unknown bias {self.bias!r}; choose one of {', '.join(BIAS_MODES)}")
         if self.depth not in DEPTHS:
             raise BowlrpError(f"unknown depth {self.depth!r}; choose one of {', '.join(DEPTHS)}")
+        if self.taylor is not None:
+            check_taylor(self.taylor, self.path_tolerance)
 
     def settings(self) -> dict[str, Any]:
-        return {"method": "lrp", **self.rule.settings(), "bias": self.bias, "depth": self.depth}
+        out: dict[str, Any] = {"method": "lrp", **self.rule.settings(), "bias": self.bias, "depth": self.depth}
+        if self.taylor is not None:
+            out["taylor"] = self.taylor
+            if self.taylor == "path":
+                out["path_tolerance"] = float(self.path_tolerance)
+        return out
 
     def describe(self) -> str:
-        return f"{self.rule.describe()}, bias {self.bias}" + (", per SIFT bin" if self.depth == "bins" else "")
+        taylor = {None: "", "path": ", path-integrated", "first-order": ", first-order Taylor"}[self.taylor]
+        return f"{self.rule.describe()}, bias {self.bias}{taylor}" + (", per SIFT bin" if self.depth == "bins" else "")
 
 
 @functools.singledispatch
@@ -86,7 +100,8 @@ def _(encoder: BowEncoder, values, positions, relevance, rule, per_dimension, fo
 
 
 def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule | None = None, bias: str = "keep",
-                  depth: str = "descriptors", reference: np.ndarray | None = None) -> Explanation:
+                  depth: str = "descriptors", reference: np.ndarray | None = None, taylor: str = DEFAULT_TAYLOR,
+                  path_tolerance: float = DEFAULT_PATH_TOLERANCE) -> Explanation:
     """Explain ``model``'s score for ``class_name`` on one image.
 
     Parameters
@@ -105,9 +120,14 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
         same rule), per SIFT dimension, then flat over each of the 16 spatial bins' supports.
     reference : (M, D) float, optional
         Root-point candidates for non-decomposable kernels (default: the machine's support vectors).
+    taylor : {"path", "first-order"}
+        Non-decomposable kernels (exp chi2, RBF): the gradient integrated from the root point to x
+        until ``|residual| <= path_tolerance · |f(x)|`` (default), or the first-order expansion at
+        the root point (Eq. 2.76). Ignored, and not recorded, for exactly decomposed models.
     """
-    method = BowLrp(rule or EncoderRule(), bias, depth)
     machine = model.classifier.estimators_[model.class_index(class_name)]
+    exact = is_exactly_decomposable(machine)
+    method = BowLrp(rule or EncoderRule(), bias, depth, None if exact else taylor, path_tolerance)
     features = model.features
     by_bins = depth == "bins"
     if by_bins and not all(isinstance(b.encoder, FisherEncoder) for b in features.blocks):
@@ -115,7 +135,8 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
     descriptors = features.descriptors(image)
     forward = [block.forward(descriptors) for block in features.blocks]  # kept for the backward steps
     x = np.concatenate([f.vector for f in forward]).astype(np.float32)
-    svm = explain_svm(machine, x, bias=bias, reference=reference)
+    taylor_options = {} if exact else {"method": taylor, "path_tolerance": path_tolerance}
+    svm = explain_svm(machine, x, bias=bias, reference=reference, **taylor_options)
 
     R_l = np.zeros((len(descriptors), descriptors.values.shape[1]) if by_bins else len(descriptors))
     absorbed = 0.0

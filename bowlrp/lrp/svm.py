@@ -11,7 +11,9 @@ The backward step of :mod:`bowlrp.svm` (layer (4) → (3) of Fig. 2.11).
   ``R_d += w_d / ||w||_2 · b``, linear machines only). Eq. 2.74 does not sum to b, so whatever of
   b it does not hand out stays in ``bias_relevance``: ``sum_d R_d + bias_relevance = f(x)`` in all
   three cases.
-* Other kernels (exp chi2, RBF) are Taylor-decomposed at a root point, see :mod:`.taylor`.
+* Other kernels (exp chi2, RBF) are decomposed from a root point, see :mod:`.taylor`: by default
+  the gradient integrated along the segment from the root point to x (``taylor="path"``), or the
+  thesis' first-order expansion at the root point (``taylor="first-order"``).
 """
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ class SvmRelevance:
         Taylor remainder (``f(x~)`` plus higher-order terms) otherwise.
     root_point : (D,) float64 or None
         The Taylor root point x~ (None for exact decompositions).
+    n_nodes : int
+        Gradient evaluations of the Taylor decomposition (quadrature nodes of the path integral, 1 for
+        first order, 0 for exact decompositions).
     """
 
     relevance: np.ndarray
@@ -51,6 +56,7 @@ class SvmRelevance:
     bias_relevance: float
     residual: float = 0.0
     root_point: np.ndarray | None = None
+    n_nodes: int = 0
 
 
 def is_exactly_decomposable(machine: BinarySvm) -> bool:
@@ -124,7 +130,8 @@ def explain_svm(machine: BinarySvm, x: np.ndarray, bias: str = "keep", reference
         Candidate samples for the Taylor root-point search (non-decomposable kernels only); by
         default the machine's support vectors.
     **taylor_options
-        Passed to :func:`bowlrp.lrp.taylor.taylor_relevance`.
+        Passed to :func:`bowlrp.lrp.taylor.taylor_relevance` (``method="path"|"first-order"``,
+        ``path_tolerance``, ``n_candidates``, ``tolerance``).
 
     BLAS runs on one thread here, so the score, relevance and root point of an image do not depend on
     how many BLAS threads the process has (a joblib worker has fewer than the main process).
@@ -146,4 +153,4 @@ def _explain_svm(machine: BinarySvm, x: np.ndarray, bias: str, reference: np.nda
         raise BowlrpError("bias mode 'weighted' needs a linear SVM; a Taylor decomposition has no bias term")
     taylor = taylor_relevance(machine, x, reference=reference, **taylor_options)
     return SvmRelevance(taylor.relevance, taylor.score, taylor.zero_order, taylor.residual,
-                        root_point=taylor.root_point)
+                        root_point=taylor.root_point, n_nodes=taylor.n_nodes)

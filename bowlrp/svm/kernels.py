@@ -6,7 +6,9 @@ Every kernel offers the three views the pipeline needs:
 * :meth:`Kernel.per_dimension` -- the per-dimension terms k^(d)(x_i(d), x(d)) of a
   sum-decomposable kernel (Eq. 2.69), from which LRP takes R_d exactly (Eq. 2.72),
 * :meth:`Kernel.gradient` -- dk(x_i, x)/dx, for the Taylor decomposition of
-  non-decomposable kernels at a root point (Eq. 2.75-2.76, A.5, A.7).
+  non-decomposable kernels at a root point (Eq. 2.75-2.76, A.5, A.7), and
+  :meth:`Kernel.expansion_gradient` -- the gradient of a whole expansion sum_i c_i k(x_i, p) at many
+  points p at once (the path-integrated decomposition evaluates it at the quadrature nodes of a segment).
 
 Histogram kernels (``hik``, ``additive-chi2``, ``chi2``) are meant for non-negative features
 (BoW histograms) and refuse negative input: their chi-squared terms divide by x + y.
@@ -74,6 +76,20 @@ def _pairwise_chi2_distance(X, Y):  # pragma: no cover - compiled
                 diff = X[i, k] - Y[j, k]
                 acc += diff * diff / max(X[i, k] + Y[j, k], _TINY)
             out[i, j] = acc
+    return out
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def _weighted_chi2_ratios(W, S, P):  # pragma: no cover - compiled
+    # out[j, d] = sum_i W[j, i] * S[i, d]^2 / (S[i, d] + P[j, d])^2, with 0/0 := 0 (both zero)
+    n, m, d = P.shape[0], S.shape[0], P.shape[1]
+    out = np.zeros((n, d))
+    for j in numba.prange(n):
+        for i in range(m):
+            w = W[j, i]
+            for k in range(d):
+                r = S[i, k] / max(S[i, k] + P[j, k], _TINY)  # squaring after the division: TINY^2 underflows
+                out[j, k] += w * r * r
     return out
 
 
@@ -177,6 +193,21 @@ class Kernel:
         sv, x = self._check_sv_x(sv, x)
         return self._gradient(sv, x)
 
+    def expansion_gradient(self, sv: np.ndarray, coef: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Gradient of the expansion ``g(p) = sum_i coef[i] k(sv[i], p)`` at every row of ``points``.
+
+        sv (S, d), coef (S,), points (n, d) -> (n, d) float64. This generic form loops over the points
+        with :meth:`gradient`; RBF and exp-chi2 override it with one Gram evaluation of all points
+        against the support vectors (what makes the path-integrated decomposition cheap).
+        """
+        sv, points = self._check_pair(sv, points)
+        sv = np.asarray(sv, dtype=np.float64)
+        coef = np.asarray(coef, dtype=np.float64)
+        return self._expansion_gradient(sv, coef, np.asarray(points, dtype=np.float64))
+
+    def _expansion_gradient(self, sv: np.ndarray, coef: np.ndarray, points: np.ndarray) -> np.ndarray:
+        return np.stack([coef @ self._gradient(sv, p) for p in points]) if len(points) else np.zeros(points.shape)
+
     def along_segments(self, Y: np.ndarray, x: np.ndarray, starts: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """Kernel rows at points on the segments from ``starts[j]`` (g = 0) to ``x`` (g = 1).
 
@@ -265,6 +296,9 @@ class Linear(Kernel):
 
     def _gradient(self, sv, x):
         return sv.copy()
+
+    def _expansion_gradient(self, sv, coef, points):
+        return np.broadcast_to(coef @ sv, points.shape).copy()
 
 
 class HistogramIntersection(Kernel):
@@ -360,6 +394,13 @@ class ExpChi2(Kernel):
         k = self._gram(sv, x[None, :])  # (S, 1)
         return k * self.width * (4.0 * _safe_ratio(sv * sv, (sv + x) ** 2) - 1.0)
 
+    def _expansion_gradient(self, sv, coef, points):
+        # sum_i c_i dk(s_i, p)/dp_d = gamma * (4 sum_i w_i s_id^2 / (s_id + p_d)^2 - sum_i w_i), w_i = c_i k(s_i, p):
+        # one Gram evaluation of all points, then one pass over (points, support vectors, d)
+        W = self._gram(points, sv) * coef[None, :]  # (n, S)
+        ratios = _weighted_chi2_ratios(W, np.ascontiguousarray(sv), np.ascontiguousarray(points))
+        return self.width * (4.0 * ratios - W.sum(1)[:, None])
+
 
 class Rbf(Kernel):
     """Gaussian kernel k(x, y) = exp(-||x - y||^2 / sigma^2) (Eq. A.4).
@@ -435,6 +476,12 @@ class Rbf(Kernel):
         # Eq. A.5: dk(s, x)/dx = k(s, x) * 2 (s - x) / sigma^2
         k = self._gram(sv, x[None, :])
         return k * 2.0 * (sv - x) / self.width**2
+
+    def _expansion_gradient(self, sv, coef, points):
+        # sum_i c_i k(s_i, p) 2 (s_i - p) / sigma^2 = 2 / sigma^2 (W @ S - (sum_i w_i) p), w_i = c_i k(s_i, p):
+        # two GEMMs for all points
+        W = self._gram(points, sv) * coef[None, :]  # (n, S)
+        return 2.0 / self.width**2 * (W @ sv - W.sum(1)[:, None] * points)
 
 
 KERNELS: dict[str, type[Kernel]] = {
@@ -518,6 +565,12 @@ class KernelSum(Kernel):
         out = np.zeros(sv.shape)
         for kernel, block, weight in zip(self.kernels, self.blocks, self.weights):
             out[:, block] += weight * kernel.gradient(sv[:, block], x[block])
+        return out
+
+    def _expansion_gradient(self, sv, coef, points):
+        out = np.zeros(points.shape)
+        for kernel, block, weight in zip(self.kernels, self.blocks, self.weights):
+            out[:, block] += weight * kernel.expansion_gradient(sv[:, block], coef, points[:, block])
         return out
 
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:

@@ -211,7 +211,13 @@ class Flat(_InputFree):
 
 
 class WSquare(_InputFree):
-    """w²-rule (Montavon et al. 2017): ``z_ij = w_ij^2``, no bias."""
+    """w²-rule (Montavon et al. 2017): ``z_ij = w_ij^2``, no bias: ``R_i = sum_j w_ij^2 / sum_i' w_i'j^2 R_j``.
+
+    Convention: the bias takes no part, as in Montavon et al.'s definition, so every layer under this
+    rule conserves relevance. zennit's ``WSquare`` squares the bias too by default (``b_j^2`` joins the
+    denominator and absorbs a share); ``zennit.rules.WSquare(zero_params=["bias"])`` is this rule
+    (tests/test_dnn_rules.py compares against exactly that).
+    """
 
     def __init__(self, stabilizer: float = DEFAULT_STABILIZER):
         self.stabilizer = float(stabilizer)
