@@ -11,7 +11,7 @@ from ..analysis.watermark import (DILATE, MARGIN, RADIUS, file_patch, plot_water
 from ..errors import BowlrpError
 from ..model import load_model
 from ..persistence import atomic_write_json
-from ..runs import labelled_split
+from ..runs import contains_class, labelled_split
 from .common import add_data_source, add_model, non_negative_int, note, positive_float, positive_int
 
 
@@ -100,7 +100,7 @@ def _open(args: argparse.Namespace):
     model.class_index(args.class_name)  # a class the model does not know: one line naming those it does
     dataset, samples, labels = labelled_split(args.data, args.split, args.format, classes=[args.class_name],
                                               strict=args.strict)
-    return model, dataset, samples, labels[:, 0] != -1  # difficult instances contain the class too
+    return model, dataset, samples, contains_class(labels[:, 0])
 
 
 def _plot_path(args: argparse.Namespace) -> Path:
