@@ -16,7 +16,8 @@ BENCHMARKS = {"dsift": bench_dsift.run, "fisher_encode": bench_fisher.run, "fish
               "dnn_lrp": bench_dnn.run, "perturb_regions_dnn": bench_perturb.run,
               "perturb_descriptors_fv": bench_replacement.run,
               "perturb_regions_fv": bench_region_fv.run, "spray": bench_spray.run,
-              "explain_memory": bench_memory.run, "taylor_path": bench_taylor.run}
+              "explain_memory": bench_memory.run, "explain_store_memory": bench_memory.run_store,
+              "taylor_path": bench_taylor.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,22 +169,33 @@ def write_npz_to(fh: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
             array = np.asarray(arrays[key])  # 0-d stays 0-d (np.ascontiguousarray would make it 1-d)
             if not array.flags.c_contiguous:
                 array = array.copy(order="C")
+            if array.dtype.hasobject:
+                raise ValueError(f"{key}: object arrays are not stored (they would need pickle)")
+            header = _npy_header(array)
             # the size up front, as ZipFile.writestr knows it: the same zip64 choice and so the same bytes
-            info.file_size = _npy_size(array)
+            info.file_size = len(header) + array.nbytes
+            data = memoryview(array.reshape(-1).view(np.uint8))
             with archive.open(info, "w") as member:
-                np.lib.format.write_array(member, array, allow_pickle=False)
+                member.write(header)
+                # the .npy bytes write_array writes, a piece at a time: it copies up to 16 MB per piece
+                # (tobytes), and more than that is never needed in memory at once
+                for start in range(0, len(data), _NPY_PIECE):
+                    member.write(data[start:start + _NPY_PIECE])
 
 
-def _npy_size(array: np.ndarray) -> int:
-    """Bytes of ``array`` as ``np.lib.format.write_array`` writes it: its header (format 1.0, or 2.0 when
-    the header is too long for 1.0, as ``write_array`` chooses) and the data."""
+_NPY_PIECE = 1 << 20
+
+
+def _npy_header(array: np.ndarray) -> bytes:
+    """The ``.npy`` header ``np.lib.format.write_array`` writes for ``array``: format 1.0, or 2.0 when the
+    header is too long for 1.0, as ``write_array`` chooses."""
     header, fields = io.BytesIO(), np.lib.format.header_data_from_array_1_0(array)
     try:
         np.lib.format.write_array_header_1_0(header, fields)
     except ValueError:
         header = io.BytesIO()
         np.lib.format.write_array_header_2_0(header, fields)
-    return len(header.getvalue()) + array.nbytes
+    return header.getvalue()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
