@@ -192,3 +192,26 @@ def test_no_message_or_file_writes_beta_with_the_thesis_sign(tiny_fv_model, cnn,
         for text in (out, err, attrs):
             assert not NEGATIVE_BETA.search(text), text
     assert NEGATIVE_BETA.search("alpha=2, beta=-1") and NEGATIVE_BETA.search('"beta": -1.0')  # the grep can fail
+
+
+def test_progress_is_the_same_in_both_families(tiny_fv_model, cnn, small_toyvoc, two_image_split, images, tmp_path,
+                                               capsys, monkeypatch):
+    """Piped stderr: the same bowlrp.progress lines for scoring and for explaining a split, either family."""
+    monkeypatch.setenv("BOWLRP_PROGRESS_INTERVAL", "0")  # every update a line (5 s apart otherwise)
+    cls = json.loads((cnn / "model.json").read_text())["classes"][0]
+    seen = {}
+    for name, model, c in (("fv", tiny_fv_model, "horse"), ("dnn", cnn, cls)):
+        assert main(["predict", "--model", str(model), *images]) == 0
+        scoring = capsys.readouterr().err
+        assert main(["explain", "--model", str(model), "--class", c, "--data", str(two_image_split),
+                     "--store", str(tmp_path / f"{name}.h5")]) == 0
+        explaining = capsys.readouterr().err
+        seen[name] = (re.findall(r"^scoring: done 2/2 \(100 %\) in [\d.]+ s$", scoring, re.M),
+                      re.findall(rf"^explaining {c}: done 2/2 \(100 %\) in [\d.]+ s$", explaining, re.M))
+        assert all(len(found) == 1 for found in seen[name]), (name, scoring, explaining)
+    assert main(["train", "--family", "dnn", "--data", str(small_toyvoc), "--out", str(tmp_path / "m"),
+                 "--epochs", "1", "--size", "48", "--crop", "40"]) == 0
+    assert re.search(r"^training smallcnn: done 1/1 \(100 %\) in [\d.]+ s, loss \d", capsys.readouterr().err, re.M)
+    # --no-progress: none
+    assert main(["predict", "--model", str(cnn), "--no-progress", *images]) == 0
+    assert "scoring" not in capsys.readouterr().err

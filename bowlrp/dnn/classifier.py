@@ -24,6 +24,7 @@ from ..errors import BowlrpError, SkipLog
 from ..explanation import Explanation
 from ..model import Model
 from ..parallel import ParallelOptions
+from ..progress import progress
 from .attribution import attribute, explanation_settings
 from .io import MODEL_JSON, WEIGHTS, load_network, load_torchvision
 from .lrp.composites import THESIS
@@ -74,17 +75,20 @@ class DnnClassifier(Model):
                     parallel: ParallelOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
         # batches on the model's device (worker processes would each hold a copy of the network);
         # images are loaded a batch at a time, so a split never sits in memory whole
+        # progress as the BoW/FV family shows it (bowlrp.progress, "scoring"), per image
         batch_size = 32
         rows, ok, pending = [np.zeros((0, len(self.class_names)))], np.zeros(len(paths), dtype=bool), []
-        for i, path in enumerate(paths):
-            try:
-                pending.append(load_image(path))
-                ok[i] = True
-            except BowlrpError as exc:
-                skips.add(str(path), str(exc))
-            if len(pending) == batch_size or (i == len(paths) - 1 and pending):
-                rows.append(self.score_images(pending, batch_size))
-                pending = []
+        with progress(len(paths), "scoring", parallel is not None and parallel.progress, unit="img") as bar:
+            for i, path in enumerate(paths):
+                try:
+                    pending.append(load_image(path))
+                    ok[i] = True
+                except BowlrpError as exc:
+                    skips.add(str(path), str(exc))
+                if len(pending) == batch_size or (i == len(paths) - 1 and pending):
+                    rows.append(self.score_images(pending, batch_size))
+                    pending = []
+                bar.update()
         return np.concatenate(rows), ok
 
     def score_images(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:

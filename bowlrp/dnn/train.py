@@ -126,7 +126,7 @@ def train(config: TrainConfig, paths: Sequence[str | Path], labels: np.ndarray, 
         report(f"resuming after epoch {start} of {config.epochs}")
 
     report(f"loading {len(paths)} images (longest side {size}, padded to {size} x {size}, crops {crop} x {crop})")
-    with progress(len(paths), "loading images", show_progress, unit="image") as bar:
+    with progress(len(paths), "loading images", show_progress, unit="img") as bar:
         images, ok = load_squared(paths, size, skips, lambda done: bar.update())
     y = torch.as_tensor(labels[ok], dtype=torch.float32)
     n = len(images)
