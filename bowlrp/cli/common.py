@@ -69,9 +69,11 @@ def family_specific(parser: argparse.ArgumentParser, family: str, dests) -> None
 def apply_family(args: argparse.Namespace, family: str, what: str) -> None:
     """Refuse a given option of another family than ``family`` (one line naming the flag and ``what`` the
     command works on, e.g. ``"models/fv is a BoW/FV model"``), and fill in the defaults of ``family``'s
-    own options that were not given (those without a default stay unset: the model's own defaults apply)."""
+    own options that were not given (those without a default stay unset: the model's own defaults apply).
+    A family the command line does not know (a plug-in registered with :func:`bowlrp.model.register_family`)
+    is given what the user gave, and its ``explanation_method`` refuses what it does not take."""
     for dest, (flag, owner, default) in (getattr(args, "family_options", None) or {}).items():
-        if owner != family and hasattr(args, dest):
+        if owner != family and family in FAMILY_LABELS and hasattr(args, dest):
             raise BowlrpError(f"{flag} applies to {FAMILY_LABELS.get(owner, owner)} models only; {what}")
         if owner == family and not hasattr(args, dest) and default is not argparse.SUPPRESS:
             setattr(args, dest, default)
