@@ -213,22 +213,32 @@ def load_model(directory: str | Path, device: str | None = None) -> Model:
     accept only None or ``"cpu"``.
     """
     directory = Path(directory)
-    meta = read_model_json(directory)
+    family = _family_of(directory, read_model_json(directory))
+    try:
+        model = family.load(directory, device)
+    except (BowlrpError, MemoryError, ImportError):
+        raise
+    except (ArithmeticError, AttributeError, EOFError, KeyError, LookupError, OSError, RuntimeError,
+            TypeError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+        # what reading a damaged or hand-edited file raises deep in a loader (a JSON field of the
+        # wrong type, a cut or bit-flipped archive): one line naming the model, not KeyError: 'blocks'
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise ModelError(f"{directory}: damaged {family.name} model files, or not written by bowlrp "
+                         f"({detail})") from exc
+    model.source = directory
+    return model
+
+
+def family_of(directory: str | Path) -> str:
+    """The name of the family whose model is saved in ``directory``, read from its ``model.json`` alone
+    (nothing of the family is imported: telling a network from a BoW/FV model does not load PyTorch)."""
+    return _family_of(Path(directory), read_model_json(directory)).name
+
+
+def _family_of(directory: Path, meta: dict) -> Family:
     for family in _FAMILIES.values():
         if family.recognises(meta):
-            try:
-                model = family.load(directory, device)
-            except (BowlrpError, MemoryError, ImportError):
-                raise
-            except (ArithmeticError, AttributeError, EOFError, KeyError, LookupError, OSError, RuntimeError,
-                    TypeError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
-                # what reading a damaged or hand-edited file raises deep in a loader (a JSON field of the
-                # wrong type, a cut or bit-flipped archive): one line naming the model, not KeyError: 'blocks'
-                detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-                raise ModelError(f"{directory}: damaged {family.name} model files, or not written by bowlrp "
-                                 f"({detail})") from exc
-            model.source = directory
-            return model
+            return family
     raise ModelError(f"{directory / MODEL_JSON}: not a model of a known family ({', '.join(_FAMILIES)})")
 
 

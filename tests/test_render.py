@@ -123,3 +123,65 @@ def test_help_explains_every_flag(capsys):
     for flag in ("--store", "--out", "--ids", "--panel", "--no-progress"):
         assert flag in out
     assert "symmetric" in out and "overlay" in out
+
+
+def _grid_power(R: np.ndarray, period: int) -> float:
+    """Power of ``R`` at the frequencies of a checkerboard of ``period`` px (1/period along both axes)."""
+    spectrum = np.abs(np.fft.fft2(R)) ** 2
+    u, v = R.shape[0] // period, R.shape[1] // period
+    return float(spectrum[u, v] + spectrum[-u, v] + spectrum[u, -v] + spectrum[-u, -v])
+
+
+def test_smoothing_keeps_the_sum_and_removes_a_bin_grid():
+    from bowlrp.analysis.render import smooth_keeping_sum
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:96, :128]
+    blob = np.exp(-((yy - 40) ** 2 + (xx - 70) ** 2) / 300.0)
+    grid = np.where(((yy // 4) + (xx // 4)) % 2, 1.0, -1.0)  # opposite signs on 4-px bins: period 8
+    R = blob + 0.5 * grid * rng.random((96, 128))
+    R[0, :] += 3.0  # mass at the border must stay in the picture
+    S = smooth_keeping_sum(R, 4.0)
+    assert S.shape == R.shape
+    assert S.sum() == pytest.approx(R.sum(), rel=1e-12, abs=1e-9)
+    assert _grid_power(S, 8) < 1e-3 * _grid_power(R, 8)
+    assert np.unravel_index(np.argmax(S[10:]), S[10:].shape) == pytest.approx((30, 70), abs=3)  # the blob stays
+    assert np.array_equal(smooth_keeping_sum(R, 0.0), R)
+
+
+def test_a_bins_store_is_drawn_smoothed_with_the_books_of_the_store(tiny_fv_model, small_toyvoc, tmp_path):
+    from bowlrp.analysis.render import BINS_SIGMA, smooth_keeping_sum
+
+    model = load_model(tiny_fv_model)
+    samples = open_dataset(small_toyvoc).split("test")[:2]
+    bins = tmp_path / "bins.h5"
+    explain_split(model, samples, "horse", bins, model.explanation_method(eps=1.0, depth="bins"),
+                  parallel=ParallelOptions(progress=False))
+    summary = render_store(bins, tmp_path / "fig", show_progress=False)
+    assert summary.sigma == BINS_SIGMA and len(summary.figures) == 2
+    with RelevanceStore(bins) as s:
+        for figure in summary.figures:
+            stored = s.relevance(figure.image_id).astype(np.float64)
+            drawn = smooth_keeping_sum(stored, BINS_SIGMA)
+            assert figure.books["sum_R"] == pytest.approx(stored.sum(), rel=1e-12)
+            assert drawn.sum() == pytest.approx(stored.sum(), rel=1e-9, abs=1e-12)
+            assert figure.vmax == pytest.approx(np.abs(drawn).max())  # the colour scale is the drawn map's
+            # the speckle is gone: the fine-scale share of the spectrum (periods under 4 px) drops
+            fine = lambda R: float(np.sum(np.abs(np.fft.fft2(R - R.mean()))[_fine_mask(R.shape)] ** 2))
+            assert fine(drawn) < 0.01 * fine(stored)
+    # --smooth 0 draws a bins map as stored
+    assert render_store(bins, tmp_path / "raw", show_progress=False, smooth=0).sigma == 0
+    first = summary.figures[0].image_id
+    with RelevanceStore(bins) as s:
+        top = float(np.abs(s.relevance(first)).max())
+    assert render_store(bins, tmp_path / "raw", ids=[first], show_progress=False, smooth=0).figures[0].vmax \
+        == pytest.approx(top)
+
+
+def _fine_mask(shape) -> np.ndarray:
+    fy, fx = np.meshgrid(np.fft.fftfreq(shape[0]), np.fft.fftfreq(shape[1]), indexing="ij")
+    return np.maximum(np.abs(fy), np.abs(fx)) > 0.25
+
+
+def test_other_stores_are_drawn_as_stored(store, tmp_path):
+    assert render_store(store, tmp_path / "fig", show_progress=False).sigma == 0

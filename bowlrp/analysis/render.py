@@ -8,6 +8,11 @@ One PNG per image of a :class:`~bowlrp.store.RelevanceStore`:
 * a title with the class, the image id and the score f(x);
 * the books as text: ``f = sum R + bias + absorbed + residual`` (:mod:`bowlrp.explanation`), each
   number the store's own (the pixel sum taken in float64 from the stored map);
+* maps of ``--depth bins`` stores (relevance per SIFT spatial bin: a speckle of opposite signs on the
+  bins' grid that the eye cannot pool) drawn smoothed by :func:`smooth_keeping_sum`, a Gaussian of
+  ``BINS_SIGMA`` = 4 px whose weights are renormalised at the border so that the drawn map's sum is the
+  stored map's sum: what is shown is where the relevance lies at the scale of a few bins, the books
+  stay exact (``smooth`` chooses another width; 0 draws the bins as stored);
 * with ``panel=True``: image | map | overlay (:func:`bowlrp.heatmap.overlay`) side by side. The image
   is read from the path the store recorded; an image that is gone, unreadable or of another size than
   its map is a counted skip, not an error.
@@ -30,6 +35,7 @@ from ..progress import progress
 from .artefacts import save_figure
 
 DPI = 120  # save_figure's resolution
+BINS_SIGMA = 4.0  # px: the Gaussian a --depth bins map is drawn with (about one SIFT bin of the default 4..10 px)
 FIGURE_INCHES = {False: (6.0, 5.0), True: (15.0, 5.0)}  # (width, height): map alone, panel
 BOOK_KEYS = ("score", "sum_R", "bias_relevance", "absorbed", "residual")
 
@@ -51,6 +57,7 @@ class Figure:
 class RenderSummary:
     figures: list[Figure] = field(default_factory=list)
     skips: SkipLog = field(default_factory=SkipLog)
+    sigma: float = 0.0  # px of the Gaussian the maps were drawn with (0: as stored)
 
 
 def figure_pixels(panel: bool) -> tuple[int, int]:
@@ -73,6 +80,28 @@ def symmetric_limit(relevance: np.ndarray) -> float:
     return top if top > 0 else 1.0
 
 
+def smooth_keeping_sum(relevance: np.ndarray, sigma: float) -> np.ndarray:
+    """``relevance`` (H, W) blurred by a Gaussian of ``sigma`` px that keeps its sum: each pixel's relevance
+    is spread over its neighbours with the Gaussian's weights cut at the image border and renormalised
+    to 1, i.e. ``G * (R / (G * 1))`` with zero padding (G symmetric, so the sum over pixels of ``G * x`` is
+    ``sum x (G * 1)``). Returns float64 (H, W); ``sigma`` 0 returns the map unchanged."""
+    from scipy.ndimage import gaussian_filter
+
+    R = np.asarray(relevance, dtype=np.float64)
+    if sigma <= 0 or R.size == 0:
+        return R
+    reach = gaussian_filter(np.ones_like(R), sigma, mode="constant")  # > 0 everywhere: each pixel reaches itself
+    return gaussian_filter(R / reach, sigma, mode="constant")
+
+
+def display_sigma(settings: dict, smooth: float | None) -> float:
+    """The Gaussian width a store's maps are drawn with: ``smooth`` when given, else :data:`BINS_SIGMA` for
+    ``depth == "bins"`` stores and 0 (as stored) for the others."""
+    if smooth is not None:
+        return float(smooth)
+    return BINS_SIGMA if settings.get("depth") == "bins" else 0.0
+
+
 def books(relevance: np.ndarray, attrs: dict) -> dict[str, float]:
     """The store's books of one image: score, sum R (float64 over the map), bias, absorbed, residual."""
     out = {"score": float(attrs["score"]), "sum_R": float(np.asarray(relevance, dtype=np.float64).sum())}
@@ -93,8 +122,10 @@ def parse_books_text(text: str) -> dict[str, float]:
     return dict(zip(BOOK_KEYS, numbers))
 
 
-def draw(relevance: np.ndarray, attrs: dict, class_name: str, image: np.ndarray | None = None):
-    """A matplotlib figure of one store entry; ``image`` (H, W, 3) in [0, 1] makes it a panel.
+def draw(relevance: np.ndarray, attrs: dict, class_name: str, image: np.ndarray | None = None,
+         sigma: float = 0.0):
+    """A matplotlib figure of one store entry; ``image`` (H, W, 3) in [0, 1] makes it a panel; ``sigma`` > 0
+    draws the map smoothed (:func:`smooth_keeping_sum`), the books from the stored map.
 
     Returns ``(fig, vmin, vmax, books dict, books text, image axes)``.
     """
@@ -105,9 +136,9 @@ def draw(relevance: np.ndarray, attrs: dict, class_name: str, image: np.ndarray 
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    R = np.asarray(relevance, dtype=np.float64)
+    b = books(relevance, attrs)
+    R = smooth_keeping_sum(relevance, sigma)
     top = symmetric_limit(R)
-    b = books(R, attrs)
     text = books_text(b)
     panel = image is not None
     fig, axes = plt.subplots(1, 3 if panel else 1, figsize=FIGURE_INCHES[panel], squeeze=False,
@@ -120,7 +151,7 @@ def draw(relevance: np.ndarray, attrs: dict, class_name: str, image: np.ndarray 
         axes[2].imshow(overlay(image, R))
         axes[2].set_title("overlay")
     heat_ax.imshow(colorize(R), interpolation="nearest")
-    heat_ax.set_title("relevance")
+    heat_ax.set_title(f"relevance, smoothed (Gaussian {sigma:g} px, sum kept)" if sigma > 0 else "relevance")
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -138,8 +169,9 @@ def _file_stem(class_name: str, image_id: str) -> str:
 
 
 def render_store(store_path: str | Path, out: str | Path, ids: Sequence[str] | None = None, panel: bool = False,
-                 show_progress: bool = True) -> RenderSummary:
-    """Write ``out/<class>_<image id>.png`` for ``ids`` (default: every image) of one store.
+                 show_progress: bool = True, smooth: float | None = None) -> RenderSummary:
+    """Write ``out/<class>_<image id>.png`` for ``ids`` (default: every image) of one store; maps are drawn
+    smoothed by a Gaussian of :func:`display_sigma` px (``smooth``, or 4 for ``--depth bins`` stores).
 
     Raises :class:`BowlrpError` naming every id the store lacks, before anything is drawn. With
     ``panel``, images whose file cannot be read (or does not match its map's size) are skipped and
@@ -158,6 +190,7 @@ def render_store(store_path: str | Path, out: str | Path, ids: Sequence[str] | N
             raise BowlrpError(f"{store_path}: no image id {', '.join(unknown)} in this store "
                               f"({len(store)} images, e.g. {', '.join(store.ids[:3]) or 'none'})")
         class_name = str(store.attrs.get("class_name", "?"))
+        summary.sigma = display_sigma(store.attrs, smooth)
         out.mkdir(parents=True, exist_ok=True)
         with progress(len(wanted), f"render {class_name}", show_progress) as bar:
             for image_id in wanted:
@@ -175,7 +208,7 @@ def render_store(store_path: str | Path, out: str | Path, ids: Sequence[str] | N
                         summary.skips.add(str(attrs["path"]), f"image {image_id}: {image.shape[:2]} pixels, its map "
                                                               f"{relevance.shape}; the file changed since")
                         continue
-                fig, vmin, vmax, b, text, axes = draw(relevance, attrs, class_name, image)
+                fig, vmin, vmax, b, text, axes = draw(relevance, attrs, class_name, image, summary.sigma)
                 path = out / f"{_file_stem(class_name, image_id)}.png"
                 save_figure(fig, path)
                 summary.figures.append(Figure(image_id, path, vmin, vmax, b, text, len(axes)))

@@ -41,6 +41,44 @@ def parallel_options(args: argparse.Namespace) -> ParallelOptions:
                            scheduler=getattr(args, "scheduler", None), progress=not args.no_progress)
 
 
+# --- options of one model family ----------------------------------------------------------------------------
+
+FAMILY_LABELS = {"bow": "BoW/FV", "dnn": "DNN"}
+
+
+def family_specific(parser: argparse.ArgumentParser, family: str, dests) -> None:
+    """Mark the options ``dests`` of ``parser`` as applying to ``family``'s models only.
+
+    Their defaults become SUPPRESS (so :func:`apply_family` can tell a given option from an unset one) and
+    are recorded, with the flag, in the parser's ``family_options`` default; the handler calls
+    :func:`apply_family` once it knows the family (from the model directory, or ``--family``).
+    """
+    options = dict(parser.get_default("family_options") or {})
+    wanted = set(dests)
+    for action in parser._actions:  # argparse offers no public way to change an action's default
+        if action.dest in wanted:
+            flag = max(action.option_strings, key=len)
+            options[action.dest] = (flag, family, action.default)
+            action.default = argparse.SUPPRESS
+    missing = wanted - set(options)
+    if missing:
+        raise ValueError(f"{parser.prog}: no option {', '.join(sorted(missing))}")
+    parser.set_defaults(family_options=options)
+
+
+def apply_family(args: argparse.Namespace, family: str, what: str) -> None:
+    """Refuse a given option of another family than ``family`` (one line naming the flag and ``what`` the
+    command works on, e.g. ``"models/fv is a BoW/FV model"``), and fill in the defaults of ``family``'s
+    own options that were not given (those without a default stay unset: the model's own defaults apply).
+    A family the command line does not know (a plug-in registered with :func:`bowlrp.model.register_family`)
+    is given what the user gave, and its ``explanation_method`` refuses what it does not take."""
+    for dest, (flag, owner, default) in (getattr(args, "family_options", None) or {}).items():
+        if owner != family and family in FAMILY_LABELS and hasattr(args, dest):
+            raise BowlrpError(f"{flag} applies to {FAMILY_LABELS.get(owner, owner)} models only; {what}")
+        if owner == family and not hasattr(args, dest) and default is not argparse.SUPPRESS:
+            setattr(args, dest, default)
+
+
 def add_data_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset root (VOC devkit or image folders)")
     parser.add_argument("--format", choices=("voc", "folder"), default="voc",
@@ -50,9 +88,10 @@ def add_data_source(parser: argparse.ArgumentParser) -> None:
                         help="stop at the first unusable file instead of skipping and counting it")
 
 
-def add_model(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="MODEL",
-                        help="model directory (any family: written by 'bowlrp train' or 'bowlrp dnn train')")
+def add_model(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--model", required=required, metavar="MODEL",
+                        help="model directory (any family: written by 'bowlrp train' or 'bowlrp dnn train'; "
+                             "its model.json says which)")
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,12 +102,13 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="OUT.json", help="write {ap, map, n_images, skipped} here")
 
 
-def add_explain_targets(parser: argparse.ArgumentParser) -> None:
+def add_explain_targets(parser: argparse.ArgumentParser, model_required: bool = True) -> None:
     """What an explain command explains: image files into ``--out``, or a whole split into ``--store``."""
-    add_model(parser)
+    add_model(parser, model_required)
     parser.add_argument("--class", dest="class_name", required=True, metavar="NAME", help="class to explain")
     parser.add_argument("--out", metavar="DIR", help="output folder for per-image files (with IMAGE...)")
-    parser.add_argument("images", nargs="*", metavar="IMAGE")
+    parser.add_argument("images", nargs="*", metavar="IMAGE",
+                        help="image files to explain (JPEG, PNG, ...); an unreadable one is skipped and named")
     whole = parser.add_argument_group("a whole split instead of single images (resumable: re-run the same "
                                       "command after an interruption and finished images are kept)")
     whole.add_argument("--data", metavar="DIR", help="dataset root")
@@ -103,6 +143,12 @@ def report_skips(skips: SkipLog, stream=None) -> None:
         print(f"skipped {len(skips)} file(s):", file=stream)
         for entry in skips.as_list():
             print(f"  {entry['file']}: {entry['reason']}", file=stream)
+
+
+def exit_status(n_done: int, skips: SkipLog) -> int:
+    """The exit status of a command over many inputs: 1 when it had some and every one was skipped (a
+    run that produced nothing has failed, even though each skip was counted), else 0."""
+    return 1 if n_done == 0 and len(skips) else 0
 
 
 def note(message: str) -> None:

@@ -20,7 +20,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                                          "artefacts (horse watermark, boats on water, aeroplanes in sky) "
                                          "and all 20 VOC classes in class-typical scenes, "
                                          "recorded in ground_truth.json. Same seed, same bytes.")
-    voc.add_argument("--out", required=True, metavar="DIR")
+    voc.add_argument("--out", required=True, metavar="DIR", help="folder to write the dataset into")
     voc.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
     voc.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generator (default 0)")
     voc.add_argument("--size", choices=("small", "default", "large"), default="default",
@@ -30,7 +30,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                                 help="write the polygon-vs-round shapes task (Section 2.4.3)",
                                 description="Write the shapes task: 102x102 tiles (VOC format, class "
                                             "'polygon') cut from large images, with pixel masks.")
-    shapes.add_argument("--out", required=True, metavar="DIR")
+    shapes.add_argument("--out", required=True, metavar="DIR", help="folder to write the dataset into")
     shapes.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
     shapes.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generator (default 0)")
     shapes.add_argument("--size", choices=("small", "default"), default="default",

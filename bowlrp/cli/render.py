@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..analysis.render import figure_pixels, render_store
-from .common import report_skips
+from ..analysis.render import BINS_SIGMA, figure_pixels, render_store
+from .common import exit_status, non_negative_float, report_skips
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -29,13 +29,20 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     render.add_argument("--panel", action="store_true",
                         help="draw image | map | overlay side by side; the image is read from the path the store "
                              "recorded, and an image file that is gone or changed is skipped (and counted)")
+    render.add_argument("--smooth", type=non_negative_float, default=None, metavar="PX",
+                        help=f"draw each map blurred by a Gaussian of PX pixels that keeps its sum (the colour bar is "
+                             f"that of the map drawn, the books the store's); default {BINS_SIGMA:g} for stores of "
+                             f"'explain --depth bins', whose per-SIFT-bin maps are a speckle of opposite signs on the "
+                             f"bins' grid: smoothed they show where the relevance lies at the scale of a few bins; "
+                             f"0 (the default for other stores) draws the map as stored")
     render.add_argument("--no-progress", action="store_true", help="no progress bar")
     render.set_defaults(handler=run_render, outputs={"out": "folder"})
 
 
 def run_render(args: argparse.Namespace) -> int:
-    summary = render_store(args.store, args.out, ids=args.ids, panel=args.panel, show_progress=not args.no_progress)
-    print(f"{len(summary.figures)} figure(s) written to {args.out}")
+    summary = render_store(args.store, args.out, ids=args.ids, panel=args.panel, show_progress=not args.no_progress,
+                           smooth=args.smooth)
+    smoothed = f" (maps smoothed, Gaussian {summary.sigma:g} px, sums kept)" if summary.sigma > 0 else ""
+    print(f"{len(summary.figures)} figure(s) written to {args.out}{smoothed}")
     report_skips(summary.skips)
-    # a run that drew nothing because every image was skipped has failed
-    return 1 if summary.skips.entries and not summary.figures else 0
+    return exit_status(len(summary.figures), summary.skips)

@@ -14,9 +14,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                                        "images they were cut from (Fig. 2.13). Writes <name>.npz, <name>.png and "
                                        "<name>_overlay.png per large image and, where pixel masks exist, the mean "
                                        "relevance and positive-relevance share per mask class.")
-    merge.add_argument("--store", required=True, metavar="STORE.h5")
+    merge.add_argument("--store", required=True, metavar="STORE.h5", help="relevance store of the tiles")
     merge.add_argument("--data", required=True, metavar="DIR", help="the tiled dataset (its ground_truth.json)")
-    merge.add_argument("--out", required=True, metavar="DIR")
+    merge.add_argument("--out", required=True, metavar="DIR", help="folder for the merged maps")
     merge.add_argument("--json", metavar="OUT.json", help="write the per-image and overall mask statistics here")
     merge.set_defaults(handler=run_merge_tiles, outputs={"out": "folder", "json": "file"})
 

@@ -5,8 +5,10 @@ import argparse
 
 from ..pipeline import PipelineConfig, train_model
 from ..runs import classes_with_positives, labelled_split
-from .common import (add_data_source, add_parallel, csv_list, non_negative_int, note, parallel_options, positive_float,
-                     positive_int, positive_ints, report_skips, skip_log)
+from .common import (FAMILY_LABELS, add_parallel, apply_family, family_specific, non_negative_int, note,
+                     parallel_options, positive_float, positive_int, positive_ints, report_skips, skip_log)
+from .dnn import DNN_TRAIN_OPTIONS, add_shared_train_options, add_train_options
+from .dnn import run_train as run_dnn_train
 
 
 def _pooling(text: str) -> str | float:
@@ -22,13 +24,17 @@ def _pooling(text: str) -> str | float:
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
-    train = sub.add_parser("train", parents=[common], help="train a BoW/FV + kernel SVM model",
+    train = sub.add_parser("train", parents=[common], help="train a BoW/FV + kernel SVM model (or, with --family "
+                                                           "dnn, a network)",
                            description="Extract dense SIFT, fit PCA and the vocabulary on a descriptor "
                                        "sample, encode every training image and train one SVM per class "
-                                       "(C chosen on a validation split unless --C is given).")
-    add_data_source(train)
-    train.add_argument("--split", default="trainval", help="training split (default trainval)")
-    train.add_argument("--out", required=True, metavar="MODEL", help="model directory to write")
+                                       "(C chosen on a validation split unless --C is given). With --family dnn: "
+                                       "train a PyTorch network instead, as 'bowlrp dnn train' does.")
+    add_shared_train_options(train)
+    train.add_argument("--family", choices=tuple(FAMILY_LABELS), default="bow",
+                       help="bow: a BoW/FV model with kernel SVMs, the options below (default); dnn: a PyTorch "
+                            "network, the 'DNN models' options (the same as 'bowlrp dnn train'). An option of the "
+                            "other family is refused")
     train.add_argument("--encoder", choices=("fisher", "rankbow", "vq"), default="fisher",
                        help="fisher: improved Fisher vector; rankbow: rank-mapped soft BoW (p=2, n=4); "
                             "vq: hard vector quantisation (default fisher)")
@@ -57,13 +63,30 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                        help="random descriptor sample for PCA and vocabulary (default 200000; "
                             "fitting time grows linearly with it)")
     train.add_argument("--C", type=positive_float, default=None, help="SVM C (default: chosen on a validation split)")
-    train.add_argument("--classes", type=csv_list, default=None, metavar="a,b,...", help="train only these classes")
-    train.add_argument("--seed", type=non_negative_int, default=0, help="seed of the descriptor sample, PCA, vocabulary and validation split (default 0)")
     add_parallel(train)
+    add_train_options(train)
+    family_specific(train, "dnn", DNN_TRAIN_OPTIONS)
+    family_specific(train, "bow", bow_only(train))
     train.set_defaults(handler=run_train, outputs={"out": "folder"})
 
 
+SHARED_TRAIN_OPTIONS = ("data", "format", "strict", "split", "out", "classes", "seed", "family", "no_progress",
+                        "debug", "verbose", "help")
+
+
+def bow_only(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option of ``bowlrp train`` that is neither shared nor a network's: the BoW/FV pipeline's."""
+    marked = parser.get_default("family_options") or {}
+    return [a.dest for a in parser._actions if a.option_strings and a.dest not in SHARED_TRAIN_OPTIONS
+            and a.dest not in marked]
+
+
 def run_train(args: argparse.Namespace) -> int:
+    what = ("--family dnn trains a network" if args.family == "dnn"
+            else "'bowlrp train' trains a BoW/FV model unless --family dnn is given")
+    apply_family(args, args.family, what)
+    if args.family == "dnn":
+        return run_dnn_train(args)
     dataset, samples, labels = labelled_split(args.data, args.split, args.format, args.classes, args.strict)
     present, absent = classes_with_positives(labels, dataset.classes)
     if absent and args.classes is None:

@@ -24,8 +24,9 @@ from ..errors import BowlrpError, SkipLog
 from ..explanation import Explanation
 from ..model import Model
 from ..parallel import ParallelOptions
+from ..progress import progress
 from .attribution import attribute, explanation_settings
-from .io import MODEL_JSON, WEIGHTS, load_network
+from .io import MODEL_JSON, WEIGHTS, load_network, load_torchvision
 from .lrp.composites import THESIS
 from .preprocess import centre_input, to_original
 
@@ -45,7 +46,12 @@ class DnnAttribution:
         return dict(self.recorded)
 
     def describe(self) -> str:
-        return f"lrp, {self.composite}" if self.method == "lrp" else self.method
+        """e.g. ``"lrp, epsilon-alpha2beta1-flat (epsilon=0.01, alpha=2, beta=1, flat_depth=1)"``: the
+        parameters as recorded, beta in the project's sign (alpha - beta = 1, beta >= 0)."""
+        used = {k: v for k, v in self.recorded.items() if k not in ("method", "composite")}
+        params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in used.items())
+        name = f"lrp, {self.composite}" if self.method == "lrp" else self.method
+        return f"{name} ({params})" if params else name
 
 
 class DnnClassifier(Model):
@@ -56,27 +62,33 @@ class DnnClassifier(Model):
     model_files = (MODEL_JSON, WEIGHTS)
     scoring_note = "centre crop"
 
-    def __init__(self, network: nn.Module, source: str | Path | None = None) -> None:
+    def __init__(self, network: nn.Module, source: str | Path | None = None,
+                 files: tuple[str, ...] | None = None) -> None:
         self.network = network
         self.meta = network.meta
         self.class_names = list(self.meta["classes"])
         self.source = None if source is None else Path(source)
+        if files is not None:  # a network read from other files than a model directory's (torchvision's)
+            self.model_files = files
 
     def score_files(self, paths: Sequence[str | Path], skips: SkipLog,
                     parallel: ParallelOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
         # batches on the model's device (worker processes would each hold a copy of the network);
         # images are loaded a batch at a time, so a split never sits in memory whole
+        # progress as the BoW/FV family shows it (bowlrp.progress, "scoring"), per image
         batch_size = 32
         rows, ok, pending = [np.zeros((0, len(self.class_names)))], np.zeros(len(paths), dtype=bool), []
-        for i, path in enumerate(paths):
-            try:
-                pending.append(load_image(path))
-                ok[i] = True
-            except BowlrpError as exc:
-                skips.add(str(path), str(exc))
-            if len(pending) == batch_size or (i == len(paths) - 1 and pending):
-                rows.append(self.score_images(pending, batch_size))
-                pending = []
+        with progress(len(paths), "scoring", parallel is not None and parallel.progress, unit="img") as bar:
+            for i, path in enumerate(paths):
+                try:
+                    pending.append(load_image(path))
+                    ok[i] = True
+                except BowlrpError as exc:
+                    skips.add(str(path), str(exc))
+                if len(pending) == batch_size or (i == len(paths) - 1 and pending):
+                    rows.append(self.score_images(pending, batch_size))
+                    pending = []
+                bar.update()
         return np.concatenate(rows), ok
 
     def score_images(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
@@ -128,3 +140,12 @@ def check_device(device: str | None) -> str:
 def load_dnn_classifier(directory: str | Path, device: str | None = None) -> DnnClassifier:
     """The ``"dnn"`` family's loader for :func:`bowlrp.model.load_model`."""
     return DnnClassifier(load_network(directory, check_device(device)), directory)
+
+
+def load_torchvision_classifier(weights: str | Path, arch: str, classes: str | Path | None = None,
+                                device: str | None = None) -> DnnClassifier:
+    """A torchvision-layout state dict as a :class:`DnnClassifier` (:func:`bowlrp.dnn.io.load_torchvision`);
+    a store made with it is pinned to the weights file and the class list file."""
+    network = load_torchvision(weights, arch, classes, check_device(device))
+    files = (Path(weights).name,) + ((str(Path(classes).resolve()),) if classes is not None else ())
+    return DnnClassifier(network, Path(weights).resolve().parent, files)

@@ -22,6 +22,7 @@ from ..model import read_model_json
 from ..model_schema import Field
 from ..persistence import MODEL_JSON, atomic_write_bytes, atomic_write_json, check_file_digest
 
+from .archs import INPUT_GEOMETRY, TORCHVISION_ARCHS
 from .models import ARCHITECTURES, HEAD, build
 
 FORMAT = "bowlrp.dnn"
@@ -75,10 +76,11 @@ def check_weights_digest(directory: Path, meta: dict) -> None:
     check_file_digest(directory, meta, WEIGHTS_DIGEST, WEIGHTS, "weights")
 
 
-def check_weights(state, model: nn.Module, meta: dict, directory: Path) -> None:
-    """``state`` (read from ``weights.pt``) against the freshly built ``model``: the same names, shapes
-    and kinds of dtype, finite values, non-negative batch-norm variances."""
-    path, arch = directory / WEIGHTS, meta["arch"]
+def check_weights(state, model: nn.Module, meta: dict, path: Path, classes_from: str) -> None:
+    """``state`` (read from ``path``) against the freshly built ``model``: the same names, shapes
+    and kinds of dtype, finite values, non-negative batch-norm variances; ``classes_from`` names where
+    the class list came from, for the message of an output layer of another width."""
+    arch = meta["arch"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path}: not a state dict of tensors")
     expected = model.state_dict()
@@ -94,8 +96,8 @@ def check_weights(state, model: nn.Module, meta: dict, directory: Path) -> None:
             raise ModelError(f"{path}: {key}: dtype {got.dtype} where {arch} has {want.dtype}")
         if got.shape != want.shape:
             if key.startswith(head) and got.shape[:1] != want.shape[:1]:
-                raise ModelError(f"{directory / MODEL_JSON}: field classes: {len(meta['classes'])} classes, but "
-                                 f"{path}: {key} has {got.shape[0]} outputs")
+                raise ModelError(f"{classes_from}: {len(meta['classes'])} classes, but {path}: {key} has "
+                                 f"{got.shape[0]} outputs")
             raise ModelError(f"{path}: {key}: shape {tuple(got.shape)} where {arch} has {tuple(want.shape)}")
         if got.is_floating_point():
             bad = int(got.numel() - torch.isfinite(got).sum())
@@ -112,11 +114,62 @@ def load_network(directory: str | Path, device: str | torch.device = "cpu") -> n
     state = load_tensors(directory / WEIGHTS)  # a pickle payload is refused as such, digest or not
     check_weights_digest(directory, meta)
     model = build(meta["arch"], len(meta["classes"]))
-    check_weights(state, model, meta, directory)
+    check_weights(state, model, meta, directory / WEIGHTS, f"{directory / MODEL_JSON}: field classes")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ModelError(f"{directory}: weights do not fit {meta['arch']} ({' '.join(str(exc).split())[:200]})") \
             from None
+    model.meta = meta
+    return model.to(device).eval()
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    """Class names from a text file, one a line (blank lines and surrounding spaces ignored), all distinct."""
+    try:
+        names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: unreadable class list ({exc})") from None
+    if not names:
+        raise ModelError(f"{path}: no class names (one a line)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ModelError(f"{path}: class {repeated[0]!r} is named twice")
+    return names
+
+
+def load_torchvision(weights: str | Path, arch: str, classes: str | Path | None = None,
+                     device: str | torch.device = "cpu") -> nn.Module:
+    """A torchvision-layout state dict ``weights`` of architecture ``arch`` (torchvision's name: ``vgg16``,
+    ``alexnet``, ``resnet18``, ``resnet50``) as a network in eval mode on ``device``, built with the
+    project's own architectures (:mod:`.models`, whose parameter names are torchvision's), read with
+    ``torch.load(weights_only=True)``.
+
+    Class names come from the text file ``classes`` (one a line, in output order), or are
+    ``class_0 .. class_{N-1}`` for a classifier of N outputs (for torchvision's files the ImageNet class
+    indices). ``model.meta`` is what a model directory's ``model.json`` would hold (architecture, classes,
+    torchvision's input geometry: longest side 256, centre crop 224; alexnet 227 is ours, torchvision's
+    alexnet takes 224).
+    """
+    weights = Path(weights)
+    if arch not in TORCHVISION_ARCHS:
+        raise ModelError(f"--arch {arch}: not a torchvision architecture ({', '.join(TORCHVISION_ARCHS)})")
+    state = load_tensors(weights)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{weights}: not a state dict of tensors")
+    head = state.get(HEAD[arch] + ".weight")
+    if head is None or head.ndim != 2:
+        raise ModelError(f"{weights}: no {HEAD[arch]}.weight; not a torchvision {arch} state dict")
+    n_outputs = int(head.shape[0])
+    names = read_class_names(classes) if classes is not None else [f"class_{i}" for i in range(n_outputs)]
+    size, crop = INPUT_GEOMETRY[arch]
+    if arch == "alexnet":
+        crop = 224  # torchvision's alexnet is trained on 224 x 224 crops
+    meta = {"format": FORMAT, "arch": arch, "classes": names, "size": size, "crop": crop,
+            "training": {"weights": str(weights)}}
+    # torchvision's alexnet has no local response normalisation (CaffeNet's does)
+    model = ARCHITECTURES[arch](num_classes=len(names), **({"lrn": False} if arch == "alexnet" else {}))
+    check_weights(state, model, meta, weights, str(classes) if classes is not None else f"{weights}: {HEAD[arch]}")
+    model.load_state_dict(state)
     model.meta = meta
     return model.to(device).eval()

@@ -24,6 +24,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .archs import ARCH_NAMES, HEAD, INPUT_GEOMETRY  # noqa: F401  (HEAD, INPUT_GEOMETRY: re-exported)
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -187,21 +189,13 @@ def _init(model: nn.Module) -> nn.Module:
     return model
 
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
-    "smallcnn": smallcnn,
-    "alexnet": alexnet,
-    "vgg16": vgg16,
-    "resnet18": lambda num_classes=1000: ResNet(BasicBlock, [2, 2, 2, 2], num_classes),
-    "resnet50": lambda num_classes=1000: ResNet(Bottleneck, [3, 4, 6, 3], num_classes),
-}
-
-#: (longest side after resizing, square crop) per architecture; the thesis' 256/227 for CaffeNet.
-INPUT_GEOMETRY = {"smallcnn": (96, 80), "alexnet": (256, 227), "vgg16": (256, 224),
-                  "resnet18": (256, 224), "resnet50": (256, 224)}
-
-#: the classifier layer replaced when torchvision weights (1000 classes) are loaded for another task
-HEAD = {"smallcnn": "classifier.3", "alexnet": "classifier.6", "vgg16": "classifier.6",
-        "resnet18": "fc", "resnet50": "fc"}
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = dict(zip(ARCH_NAMES, (
+    smallcnn,
+    alexnet,
+    vgg16,
+    lambda num_classes=1000: ResNet(BasicBlock, [2, 2, 2, 2], num_classes),
+    lambda num_classes=1000: ResNet(Bottleneck, [3, 4, 6, 3], num_classes),
+)))
 
 
 def build(arch: str, num_classes: int) -> nn.Module:

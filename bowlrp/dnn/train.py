@@ -27,6 +27,7 @@ from torch import nn
 from bowlrp.data.images import load_image
 from bowlrp.errors import BowlrpError, SkipLog
 from bowlrp.persistence import atomic_write_bytes, atomic_write_json
+from bowlrp.progress import progress
 
 from .io import load_tensors, save_network, tensor_bytes
 from .models import HEAD, INPUT_GEOMETRY, build
@@ -84,10 +85,12 @@ def _seed(seed: int) -> None:
 
 def train(config: TrainConfig, paths: Sequence[str | Path], labels: np.ndarray, classes: list[str],
           out: str | Path, device: str = "cpu", skips: SkipLog | None = None,
-          report: Callable[[str], None] = print) -> nn.Module:
+          report: Callable[[str], None] = print, show_progress: bool = False) -> nn.Module:
     """Train ``config.arch`` on images ``paths`` with ``labels`` ``(N, C)`` in {1, -1, 0}; write ``out``.
 
     Resumes from ``out/checkpoint.*`` when present with the same configuration. Returns the model (eval mode).
+    ``report`` gets a line per stage and epoch; ``show_progress`` adds :func:`bowlrp.progress.progress`
+    over the images loaded and the epochs (the loss as its postfix), as every other long stage shows it.
     """
     out = Path(out)
     skips = skips if skips is not None else SkipLog()
@@ -123,9 +126,11 @@ def train(config: TrainConfig, paths: Sequence[str | Path], labels: np.ndarray, 
         report(f"resuming after epoch {start} of {config.epochs}")
 
     report(f"loading {len(paths)} images (longest side {size}, padded to {size} x {size}, crops {crop} x {crop})")
-    images, ok = load_squared(paths, size, skips)
+    with progress(len(paths), "loading images", show_progress, unit="img") as bar:
+        images, ok = load_squared(paths, size, skips, lambda done: bar.update())
     y = torch.as_tensor(labels[ok], dtype=torch.float32)
     n = len(images)
+    epochs = progress(config.epochs - start, f"training {config.arch}", show_progress, unit="epoch")
     for epoch in range(start, config.epochs):
         began = time.perf_counter()
         _seed(config.seed * 1000 + epoch)
@@ -151,8 +156,11 @@ def train(config: TrainConfig, paths: Sequence[str | Path], labels: np.ndarray, 
                                                            "optimizer": optimizer.state_dict(),
                                                            "schedule": schedule.state_dict()}))
         atomic_write_json(out / CHECKPOINT_JSON, {"epoch": epoch + 1, "settings": settings, "history": history})
+        epochs.update()
+        epochs.set_postfix_str(f"loss {total / len(order):.4f}")
         report(f"epoch {epoch + 1}/{config.epochs}: loss {total / len(order):.4f} "
                f"({history[-1]['seconds']:.1f} s)")
+    epochs.close()
     model = model.to(memory_format=torch.contiguous_format).eval()
     meta = {"arch": config.arch, "classes": list(classes), "size": size, "crop": crop,
             "training": {**settings, "history": history, "skipped": skips.as_list(), "device": str(device),
