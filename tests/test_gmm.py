@@ -70,7 +70,9 @@ def test_fit_is_deterministic_per_seed_and_for_any_thread_count():
 @pytest.mark.parametrize("backend", ["bowlrp", "sklearn", "vlfeat"])
 def test_every_backend_floors_the_variances(backend):
     """Dimension 0 is constant inside each cluster: its variances collapse onto the floor (1e-4 of
-    the largest data variance), never below, and the floor is kept with the vocabulary."""
+    the largest data variance), never below, and the floor is kept with the vocabulary. (For VLFeat
+    a bound array of the wrong float width, as cyvlfeat reinterprets float32 bounds, would leave them
+    near zero or at garbage values.)"""
     if backend == "vlfeat":
         require_cyvlfeat()
     rng = np.random.default_rng(0)
