@@ -305,8 +305,8 @@ def _make_block(config: PipelineConfig, scales: list[int], sample: np.ndarray, s
     For Fisher vectors the all-zero descriptors (dense SIFT's contrast cut zeroes flat patches:
     a fifth to two thirds of a photo's) are left out of both fits: they are one point, and a GMM
     fitted with them puts a component of almost no variance there, whose Fisher entries magnify
-    rounding a thousandfold. They are still encoded (:meth:`PcaProjection.transform` gives them
-    one exactly rounded point, away from every component's centre).
+    rounding a thousandfold. They are still encoded, at one exactly rounded point
+    (:meth:`PcaProjection.transform`), so their encoding does not depend on the projection's rounding.
     """
     words = config.n_words
     if config.encoder == "fisher":
@@ -329,7 +329,7 @@ def _make_block(config: PipelineConfig, scales: list[int], sample: np.ndarray, s
         encoder = FisherEncoder(vocabulary, pyramid=pyramid, normalization=config.fisher_normalization,
                                 weight_gradient=config.weight_gradient)
     else:
-        # scikit-learn's KMeans, measured as fast as the alternatives (benchmarks/bench_gmm.py, kmeans_fit)
+        # scikit-learn's KMeans: its Lloyd steps were the fastest measured (benchmarks/bench_gmm.py, kmeans_fit)
         with running(f"k-means ({words} words, {len(sample)} descriptors)", show_progress):
             vocabulary = KMeansVocabulary(n_clusters=words, random_state=seed).fit(sample)
         if config.encoder == "rankbow":
