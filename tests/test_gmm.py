@@ -14,12 +14,15 @@ from bowlrp.features import DenseSift
 from bowlrp.pipeline import PipelineConfig, _make_block
 
 from conftest import require_cyvlfeat
-from test_encoding import make_gmm, sample_gmm
 
 
 def _mixture(n=6000, seed=8):
-    params = make_gmm(seed=4, k=6, d=8)
-    return sample_gmm(*params, n=n, seed=seed)
+    """``n`` draws (n, 8) float32 of six overlapping diagonal Gaussians of unequal weights."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=4.0, size=(6, 8))
+    sigma = np.sqrt(rng.uniform(0.5, 4.0, size=(6, 8)))
+    component = rng.choice(6, size=n, p=rng.dirichlet(np.full(6, 4.0)))
+    return (means[component] + rng.normal(size=(n, 8)) * sigma[component]).astype(np.float32)
 
 
 def test_same_start_gives_sklearns_parameters_and_log_likelihood():

@@ -37,7 +37,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                        help="SVM kernel; chi2 is the exponential chi-squared kernel (default linear)")
     train.add_argument("--gmm-k", type=positive_int, default=256, metavar="K", help="GMM components for fisher (default 256)")
     train.add_argument("--gmm-backend", choices=GMM_BACKENDS, default="bowlrp",
-                       help="who fits the GMM: bowlrp (EM on the Fisher encoder's own kernels, about 10x "
+                       help="who fits the GMM: bowlrp (EM on the Fisher encoder's own kernels, 5-6x "
                             "scikit-learn's speed), sklearn (GaussianMixture) or vlfeat (vl_gmm via cyvlfeat); "
                             "all floor the variances at 1e-4 of the largest data variance (default bowlrp)")
     train.add_argument("--vocab-size", type=positive_int, default=None, metavar="K",
