@@ -8,8 +8,8 @@ from pathlib import Path
 
 from bowlrp.persistence import atomic_write_json
 
-from . import (bench_dnn, bench_dsift, bench_extract, bench_fisher, bench_lrp, bench_memory, bench_perturb,
-               bench_region_fv, bench_replacement, bench_root, bench_spray, bench_taylor)
+from . import (bench_dnn, bench_dsift, bench_extract, bench_fisher, bench_gmm, bench_lrp, bench_memory, bench_perturb,
+               bench_region_fv, bench_replacement, bench_root, bench_spray, bench_taylor, bench_train)
 
 BENCHMARKS = {"dsift": bench_dsift.run, "fisher_encode": bench_fisher.run, "fisher_lrp": bench_fisher.run_lrp,
               "explain_image": bench_lrp.run, "root_point": bench_root.run, "extract_parallel": bench_extract.run,
@@ -17,7 +17,8 @@ BENCHMARKS = {"dsift": bench_dsift.run, "fisher_encode": bench_fisher.run, "fish
               "perturb_descriptors_fv": bench_replacement.run,
               "perturb_regions_fv": bench_region_fv.run, "spray": bench_spray.run,
               "explain_memory": bench_memory.run, "explain_store_memory": bench_memory.run_store,
-              "taylor_path": bench_taylor.run}
+              "taylor_path": bench_taylor.run,
+              "gmm_fit": bench_gmm.run, "kmeans_fit": bench_gmm.run_kmeans, "train_default_small": bench_train.run}
 
 
 def main(argv: list[str] | None = None) -> int:

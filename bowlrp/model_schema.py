@@ -7,8 +7,8 @@ checks the whole of ``model.json`` (types, ranges, known names, and that the tra
 configuration agrees with the stages it made) and derives from it the exact shape of every array
 ``arrays.npz`` must hold (:func:`check_bow_meta`); the arrays are then read against those shapes
 (:func:`bowlrp.persistence.read_declared_arrays`) and their values checked (:func:`check_bow_arrays`:
-finite, positive variances, priors summing to one). Every refusal is one line naming the file and
-the field.
+finite, positive variances at or above the fit's variance floor, priors summing to one). Every
+refusal is one line naming the file and the field.
 
 :class:`Field` is the typed reader of JSON fields the DNN family uses as well.
 """
@@ -149,7 +149,7 @@ class BowLayout:
     """What :func:`check_bow_meta` found: the arrays to read and what their values are checked for."""
 
     specs: dict[str, ArraySpec]
-    variances: list[str]        # GMM variances: > 0
+    variances: dict[str, tuple[float, str]]  # GMM variances: > 0 and >= (the fit's floor, its model.json field)
     priors: list[str]           # GMM priors: >= 0, summing to 1
     nonnegative: list[str]      # PCA explained variance; support vectors of kernels on histograms
     support: tuple[str, str] | None  # (support vectors, dual coefficients) of a kernel machine
@@ -181,6 +181,7 @@ def check_config(config: Field, defaults: dict) -> dict:
     read("fisher_normalization", lambda f: f.choice(NORMALIZATIONS))
     read("weight_gradient", Field.boolean)
     read("max_descriptors", lambda f: f.integer(minimum=1))
+    read("gmm_backend", lambda f: f.choice(GMM_BACKENDS))
     read("C", lambda f: None if f.is_null else f.number(above=0.0))
     read("seed", lambda f: f.integer())
     return out
@@ -255,12 +256,14 @@ def _check_block(b: int, entry: Field, config: dict, layout: BowLayout) -> int:
     encoder = entry["encoder"]
     if config["encoder"] == "fisher":
         encoder.keys_within(("gmm", "pyramid", "normalization", "weight_gradient", "chunk_rows"))
-        gmm = encoder["gmm"].keys_within(("n_components", "max_iter", "random_state", "backend"))
+        gmm = encoder["gmm"].keys_within(("n_components", "max_iter", "random_state", "backend", "variance_floor"))
         k = gmm["n_components"].integer(minimum=1)
         gmm["n_components"].equals(config["n_words"], "config.n_words")
         gmm.get("max_iter", 100).integer(minimum=1)
         gmm.get("random_state", 0).integer()
         gmm.get("backend", "sklearn").choice(GMM_BACKENDS)
+        floor_field = gmm.get("variance_floor", 0.0)
+        floor = floor_field.number(minimum=0.0)
         encoder.get("normalization", "enceval").choice(NORMALIZATIONS)
         encoder.get("normalization", "enceval").equals(config["fisher_normalization"], "config.fisher_normalization")
         weight_gradient = encoder.get("weight_gradient", False).boolean()
@@ -269,7 +272,7 @@ def _check_block(b: int, entry: Field, config: dict, layout: BowLayout) -> int:
         cells = _n_cells(encoder.get("pyramid", None), config)
         for name, shape in (("means", (k, dims)), ("variances", (k, dims)), ("weights", (k,))):
             layout.specs[f"{prefix}/encoder/gmm/{name}"] = ArraySpec(shape)
-        layout.variances.append(f"{prefix}/encoder/gmm/variances")
+        layout.variances[f"{prefix}/encoder/gmm/variances"] = (floor, floor_field.name)
         layout.priors.append(f"{prefix}/encoder/gmm/weights")
         return cells * (2 * dims + int(weight_gradient)) * k
     rank = config["encoder"] == "rankbow"
@@ -370,7 +373,7 @@ def check_bow_meta(meta: dict, path: Path, config_defaults: dict) -> tuple[dict,
     n_scales = _check_sift(root["sift"], config)
     groups = [[s] for s in range(n_scales)] if config["per_scale"] else [list(range(n_scales))]
     blocks = root["blocks"].items(length=len(groups))
-    layout = BowLayout({}, [], [], [], None)
+    layout = BowLayout({}, {}, [], [], None)
     block_dims = []
     for b, (entry, scales) in enumerate(zip(blocks, groups)):
         entry.keys_within(("scales", "projection", "encoder"))
@@ -392,10 +395,14 @@ def check_bow_arrays(arrays: dict[str, np.ndarray], layout: BowLayout, path: Pat
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         if bad:
             raise ModelError(f"{path}: {name}: {bad} NaN or infinite value(s)")
-    for name in layout.variances:
+    for name, (floor, floor_name) in layout.variances.items():
         bad = int(np.count_nonzero(arrays[name] <= 0))
         if bad:
             raise ModelError(f"{path}: {name}: {bad} variance(s) <= 0")
+        bad = int(np.count_nonzero(arrays[name] < floor))
+        if bad:
+            raise ModelError(f"{path}: {name}: {bad} variance(s) below the variance floor {floor:.6g} "
+                             f"(model.json field {floor_name})")
     for name in layout.priors:
         priors = arrays[name].astype(np.float64)
         if (priors < 0).any() or abs(priors.sum() - 1.0) > PRIOR_SUM_TOLERANCE:

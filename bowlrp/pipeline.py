@@ -29,6 +29,7 @@ from .data.images import image_of
 from .encoding import (FisherEncoder, GmmVocabulary, HardVqEncoder, KMeansVocabulary,
                        PcaProjection, RankBowEncoder, SpatialPyramid)
 from .encoding.fisher import FisherForward
+from .encoding.vocabulary import GMM_BACKENDS
 from .errors import BowlrpError, ImageError, ModelError, SkipLog
 from .explanation import Explanation
 from .features.descriptors import DescriptorSet
@@ -39,6 +40,7 @@ from .lrp.svm import is_exactly_decomposable
 from .lrp.taylor import DEFAULT_PATH_TOLERANCE, DEFAULT_TAYLOR
 from .model import Model, require_cpu
 from .parallel import ItemResult, ParallelOptions, guarded, parallel_map
+from .progress import running
 from .model_schema import ENCODERS, check_bow_arrays, check_bow_meta
 from .persistence import (ARRAYS_NPZ, MODEL_JSON, prefixed, read_declared_arrays, read_stage_meta, save_stages,
                           unprefixed)
@@ -71,6 +73,9 @@ class PipelineConfig:
     max_descriptors : int
         Size of the random descriptor sample the projection and vocabularies are fitted on;
         the vocabulary's fitting time grows linearly with it.
+    gmm_backend : {"bowlrp", "sklearn", "vlfeat"}
+        Who fits the Fisher vector's GMM (:class:`~bowlrp.encoding.GmmVocabulary`): our EM on the
+        encoder's kernels (default), scikit-learn's ``GaussianMixture`` or VLFeat's ``vl_gmm``.
     C : float or None
         SVM regularisation; None picks it per class on a validation split.
     seed : int
@@ -94,6 +99,7 @@ class PipelineConfig:
     fisher_normalization: str = "enceval"
     weight_gradient: bool = False
     max_descriptors: int = 200_000
+    gmm_backend: str = "bowlrp"
     C: float | None = None
     seed: int = 0
 
@@ -103,6 +109,8 @@ class PipelineConfig:
         self.bin_sizes = tuple(int(b) for b in self.bin_sizes)
         if self.n_words < 1:
             raise BowlrpError("the vocabulary needs at least one word")
+        if self.gmm_backend not in GMM_BACKENDS:
+            raise BowlrpError(f"unknown GMM backend {self.gmm_backend!r}; choose one of {', '.join(GMM_BACKENDS)}")
 
     @classmethod
     def with_defaults(cls, encoder: str = "fisher", n_words: int | None = None, pca_dims: int | None = None,
@@ -290,18 +298,40 @@ def encode_files(features: FeaturePipeline, paths: Sequence[ImageInput], skips: 
     return X, ok
 
 
-def _make_block(config: PipelineConfig, scales: list[int], sample: np.ndarray, seed: int) -> Block:
+def _make_block(config: PipelineConfig, scales: list[int], sample: np.ndarray, seed: int,
+                show_progress: bool = False) -> Block:
+    """Fit one block's projection and vocabulary on its descriptor sample ``(n, 128)``.
+
+    For Fisher vectors the all-zero descriptors (dense SIFT's contrast cut zeroes flat patches:
+    a fifth to two thirds of a photo's) are left out of both fits: they are one point, and a GMM
+    fitted with them puts a component of almost no variance there, whose Fisher entries magnify
+    rounding a thousandfold. They are still encoded, at one exactly rounded point
+    (:meth:`PcaProjection.transform`), so their encoding does not depend on the projection's rounding.
+    """
+    words = config.n_words
+    if config.encoder == "fisher":
+        nonzero = sample[np.any(sample != 0, axis=1)]
+        if len(nonzero) >= max(words, config.pca_dims or 0):
+            sample = nonzero
     projection = None
     if config.pca_dims is not None and config.pca_dims < sample.shape[1]:
-        projection = PcaProjection(n_components=config.pca_dims, random_state=seed).fit(sample)
+        with running(f"PCA to {config.pca_dims} dims ({len(sample)} descriptors)", show_progress):
+            projection = PcaProjection(n_components=config.pca_dims, random_state=seed).fit(sample)
         sample = projection.transform(sample)
     pyramid = SpatialPyramid() if config.pyramid else None
     if config.encoder == "fisher":
-        vocabulary = GmmVocabulary(n_components=config.n_words, random_state=seed).fit(sample)
+        vocabulary = GmmVocabulary(n_components=words, random_state=seed, backend=config.gmm_backend)
+        if config.gmm_backend == "bowlrp":  # its EM reports every iteration itself
+            vocabulary.fit(sample, show_progress=show_progress)
+        else:
+            with running(f"GMM ({config.gmm_backend}, K={words}, {len(sample)} descriptors)", show_progress):
+                vocabulary.fit(sample)
         encoder = FisherEncoder(vocabulary, pyramid=pyramid, normalization=config.fisher_normalization,
                                 weight_gradient=config.weight_gradient)
     else:
-        vocabulary = KMeansVocabulary(n_clusters=config.n_words, random_state=seed).fit(sample)
+        # scikit-learn's KMeans: its Lloyd steps were the fastest measured (benchmarks/bench_gmm.py, kmeans_fit)
+        with running(f"k-means ({words} words, {len(sample)} descriptors)", show_progress):
+            vocabulary = KMeansVocabulary(n_clusters=words, random_state=seed).fit(sample)
         if config.encoder == "rankbow":
             encoder = RankBowEncoder(vocabulary, p=config.rank_p, n=config.rank_n, pyramid=pyramid,
                                      pooling=config.pooling)
@@ -318,6 +348,7 @@ def fit_features(config: PipelineConfig, paths: Sequence[ImageInput], skips: Ski
     scales = list(range(len(config.bin_sizes)))
     groups = [[s] for s in scales] if config.per_scale else [scales]
     per_image = max(1, math.ceil(config.max_descriptors / max(1, len(paths))))
+    show_progress = (parallel or ParallelOptions()).progress
     items, names = image_items(paths)
     results = parallel_map(_sample_worker, list(range(len(items))),
                            lambda i: (items[i], names[i], i, sift, groups, per_image, config.seed), parallel,
@@ -336,9 +367,8 @@ def fit_features(config: PipelineConfig, paths: Sequence[ImageInput], skips: Ski
             raise BowlrpError(f"only {len(sample)} descriptors to fit a vocabulary of {config.n_words} words; "
                               "use more images or a smaller n_words")
         kind = f"a {config.n_words}-component GMM" if config.encoder == "fisher" else f"{config.n_words} k-means words"
-        log.info("fitting %s (block %d of %d) on %d descriptors; scikit-learn's EM/k-means takes a while",
-                 kind, g + 1, len(groups), len(sample))
-        blocks.append(_make_block(config, group, sample, config.seed + g))
+        log.info("fitting %s (block %d of %d) on %d descriptors", kind, g + 1, len(groups), len(sample))
+        blocks.append(_make_block(config, group, sample, config.seed + g, show_progress))
     return FeaturePipeline(sift=sift, blocks=blocks)
 
 
@@ -548,7 +578,7 @@ def train_model(config: PipelineConfig, paths: Sequence[ImageInput], labels: np.
         left_out += [name for c, name in enumerate(class_names) if c not in kept]
         labels, class_names = labels[:, kept], [class_names[c] for c in kept]
     classifier = OneVsRestSvm(kernel=make_svm_kernel(config, features), C=config.C, random_state=config.seed)
-    classifier.fit(X, labels[ok], list(class_names))
+    classifier.fit(X, labels[ok], list(class_names), show_progress=(parallel or ParallelOptions()).progress)
     training = {"n_images": int(ok.sum()), "n_skipped": int((~ok).sum()), "feature_dim": int(features.dim)}
     if left_out:
         training["left_out"] = left_out

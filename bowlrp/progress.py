@@ -12,13 +12,17 @@ command runs::
 
 Stages without a known length (an EM loop stopping at convergence) pass ``total=None`` and say
 where they are with :meth:`Progress.set_postfix_str` (e.g. the log-likelihood and its change).
+One blocking call without hooks (a scikit-learn fit) runs inside :func:`running`, which shows its
+elapsed time while it runs.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import time
-from typing import TextIO
+from typing import Iterator, TextIO
 
 #: Seconds between two piped update lines; ``BOWLRP_PROGRESS_INTERVAL`` overrides it (tests use 0).
 DEFAULT_INTERVAL_S = 5.0
@@ -116,3 +120,37 @@ def progress(total: int | None, desc: str, enabled: bool = True, unit: str = "it
 
         return tqdm(total=total, desc=desc, unit=unit, leave=False, file=stream)
     return LineProgress(total, desc, stream, _interval())
+
+
+#: Seconds between two looks of :func:`running` at a blocking call (the shown lines keep their own interval).
+TICK_S = 1.0
+
+
+@contextlib.contextmanager
+def running(desc: str, enabled: bool = True, stream: TextIO | None = None) -> Iterator[None]:
+    """Progress of one blocking call without hooks (PCA, scikit-learn's k-means): a one-step stage
+    whose elapsed time a helper thread shows while the call runs (at a terminal a bar, piped a
+    line at most every interval), done when the block ends; nothing when ``enabled`` is false::
+
+        with running("k-means (128 words)", enabled):
+            km.fit(X)
+    """
+    bar = progress(1, desc, enabled, stream=stream)
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(TICK_S):
+            bar.set_postfix_str("running")
+
+    thread = threading.Thread(target=tick, name="bowlrp-progress", daemon=True) if enabled else None
+    if thread is not None:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join()
+        bar.set_postfix_str("", refresh=False)
+        bar.update()
+        bar.close()

@@ -197,6 +197,9 @@ ARRAY_CASES = {
     "zero variance": (_put(GMM + "variances", _poke(0.0)), GMM + "variances", "<= 0"),
     "negative variance": (_put(GMM + "variances", _poke(-1.0)), GMM + "variances", "<= 0"),
     "NaN variance": (_put(GMM + "variances", _poke(np.nan)), GMM + "variances", "NaN"),
+    # positive, but under the floor the fit applied (1e-4 of the largest data variance, in model.json)
+    "variance under the floor": (_put(GMM + "variances", _poke(1e-12)), GMM + "variances",
+                                 "below the variance floor"),
     "priors sum to 2": (_put(GMM + "weights", lambda w: w * 2), GMM + "weights", "sum to 1"),
     "negative prior": (_put(GMM + "weights", lambda w: w * np.array([-1, 3], w.dtype)), GMM + "weights", ">= 0"),
     "complex coefficients": (_put("classifier/coef", lambda a: a.astype(np.complex128)), "classifier/coef", "dtype"),

@@ -55,3 +55,37 @@ def test_terminal_gets_a_bar_and_disabled_gets_nothing(monkeypatch):
     with progress(2, "quiet", enabled=False, stream=out) as bar:
         bar.update(2)
     assert out.getvalue() == ""
+
+
+TINY_TRAIN = ["--classes", "horse,boat", "--bin-sizes", "4,8", "--step", "6", "--max-descriptors", "4000"]
+
+
+def _train_stderr(capsys, small_toyvoc, out, *argv):
+    from bowlrp import cli
+
+    assert cli.main(["train", "--data", str(small_toyvoc), "--out", str(out), *TINY_TRAIN, *argv]) == 0
+    return capsys.readouterr().err.splitlines()
+
+
+def test_train_reports_every_stage_when_piped(small_toyvoc, tmp_path, capsys, monkeypatch):
+    """``bowlrp train`` with stderr piped: update lines from descriptor extraction, PCA, every EM
+    iteration (log-likelihood and change), the encoding, the Gram matrix and each class' SVM with
+    the C being tried; k-means for a BoW model; none of them with --no-progress."""
+    monkeypatch.setenv("BOWLRP_PROGRESS_INTERVAL", "0")  # every update is a line
+    lines = _train_stderr(capsys, small_toyvoc, tmp_path / "fv", "--gmm-k", "4")
+    for stage in ("sampling descriptors: ", "PCA to 80 dims (", "GMM EM (K=4, ",
+                  "encoding training images: ", "SVM Gram matrix (", "SVM per class (C search): "):
+        assert any(line.startswith(stage) for line in lines), stage
+    em = [line for line in lines if line.startswith("GMM EM (K=4, ")]
+    assert len(em) >= 3 and all("log-likelihood -" in line and ", change " in line for line in em)
+    assert em[-1].startswith("GMM EM (K=4, ") and ": done " in em[-1]
+    svm = [line for line in lines if line.startswith("SVM per class (C search): ")]
+    assert any("horse: C=" in line for line in svm) and any("boat: C=" in line for line in svm)
+    assert svm[-1].startswith("SVM per class (C search): done 2/2")
+    assert not any("\r" in line for line in lines)
+
+    lines = _train_stderr(capsys, small_toyvoc, tmp_path / "vq", "--encoder", "vq", "--vocab-size", "8")
+    assert any(line.startswith("k-means (8 words, ") and ": done 1/1" in line for line in lines)
+
+    lines = _train_stderr(capsys, small_toyvoc, tmp_path / "quiet", "--gmm-k", "4", "--no-progress")
+    assert not any(line.startswith(("sampling", "PCA", "GMM", "encoding", "SVM")) for line in lines), lines

@@ -46,12 +46,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
 
 from ..errors import DataError, ModelError
-from .posteriors import VL_FISHER_MIN_POSTERIOR, SparsePosteriors, sparse_posteriors
+from .posteriors import (MOMENT_BLOCK_MIN_ROWS, MOMENT_BLOCKS, VL_FISHER_MIN_POSTERIOR, VL_GMM_MIN_PRIOR,
+                         SparsePosteriors, accumulate_moments, sparse_posteriors)
 from .pyramid import SpatialPyramid, atoms_to_cells, pyramid_atoms, single_cell_index
-from .vocabulary import VL_GMM_MIN_PRIOR, GmmVocabulary
+from .vocabulary import GmmVocabulary
 # Norm floor of VLFeat's L2 normalisation; keeps an all-zero block zero.
 L2_FLOOR = 1e-12
 NORMALIZATIONS = ("enceval", "vlfeat", "none")
@@ -248,7 +248,7 @@ class FisherEncoder:
         """
         means, inv_sigma = self._whitening()
         gamma = posteriors.gamma if sign == 1.0 else sign * posteriors.gamma
-        _accumulate_moments(self._values(values), posteriors.indptr, posteriors.component, gamma,
+        accumulate_moments(self._values(values), posteriors.indptr, posteriors.component, gamma,
                             np.asarray(atom_of, dtype=np.int64), means, inv_sigma, S0, S1, S2)
 
     def _cell_statistics(self, values: np.ndarray, cell_index: np.ndarray, posteriors: SparsePosteriors):
@@ -418,32 +418,3 @@ class FisherEncoder:
             weight_gradient=bool(meta.get("weight_gradient", False)),
             chunk_rows=int(meta.get("chunk_rows", 16384)),
         )
-
-
-#: row blocks accumulated in parallel, each into its own moments; fixed (not the thread count) so
-#: that the summation order, and hence every bit of the vector, is the same on every machine
-MOMENT_BLOCKS = 4
-MOMENT_BLOCK_MIN_ROWS = 4096  # below this one accumulator: still a function of the input alone
-
-
-@njit(cache=True, parallel=True)
-def _accumulate_moments(X, indptr, component, gamma, atom_of, means, inv_sigma, s0, s1, s2):  # pragma: no cover
-    """``gamma``, ``gamma t`` and ``gamma t^2`` (``t = (l - mu_k) / sigma_k``) of every kept pair added
-    into its descriptor's atom: ``s0 (B, A, K)``, ``s1 (B, A, K, D)``, ``s2 (B, A, K, D)``, one
-    accumulator per contiguous block ``b`` of rows (summed by the caller).
-
-    X (n, D) float32; (indptr, component, gamma) the CSR posteriors; means and inv_sigma (K, D) float64.
-    """
-    n, d = X.shape
-    n_blocks = s0.shape[0]
-    for b in prange(n_blocks):
-        for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
-            a = atom_of[i]
-            for j in range(indptr[i], indptr[i + 1]):
-                k = component[j]
-                g = gamma[j]
-                s0[b, a, k] += g
-                for r in range(d):
-                    t = (X[i, r] - means[k, r]) * inv_sigma[k, r]
-                    s1[b, a, k, r] += g * t
-                    s2[b, a, k, r] += g * (t * t)

@@ -17,6 +17,7 @@ from sklearn.svm import SVC
 
 from ..errors import BowlrpError, DataError
 from ..parallel import map_row_chunks, single_thread_blas
+from ..progress import progress, running
 from .kernels import BLOCK_BYTES, Kernel, _as_2d, linear_feature_weights, make_kernel
 from .metrics import AP_METHODS, sign_accuracy
 
@@ -329,8 +330,12 @@ class OneVsRestSvm:
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, class_names: Sequence[str] | None = None) -> "OneVsRestSvm":
-        """Train on X (n, d) and Y (n, n_classes) in {1, -1, 0}; label 0 leaves that image out of that class."""
+    def fit(self, X: np.ndarray, Y: np.ndarray, class_names: Sequence[str] | None = None,
+            show_progress: bool = False) -> "OneVsRestSvm":
+        """Train on X (n, d) and Y (n, n_classes) in {1, -1, 0}; label 0 leaves that image out of that class.
+
+        ``show_progress``: the Gram matrix, then one step per class with the C being tried
+        (:mod:`bowlrp.progress`)."""
         X = _as_2d(X, "X")
         Y = np.asarray(Y)
         if Y.ndim == 1:
@@ -349,12 +354,20 @@ class OneVsRestSvm:
         for c, name in enumerate(class_names):  # fail before the expensive Gram matrix
             _check_binary_labels(Y[Y[:, c] != 0, c], f"class {name!r}")
 
-        self.kernel_ = _resolve_kernel(self.kernel).fit(X)
-        gram = self.kernel_.gram(X, X)
+        with running(f"SVM Gram matrix ({len(X)} images)", show_progress):
+            self.kernel_ = _resolve_kernel(self.kernel).fit(X)
+            gram = self.kernel_.gram(X, X)
         seeds = np.random.SeedSequence(self.random_state).spawn(Y.shape[1])
-        results = joblib.Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            joblib.delayed(self._fit_class)(gram, Y[:, c], np.random.default_rng(seeds[c])) for c in range(Y.shape[1])
-        )
+        with progress(Y.shape[1], "SVM per class" + ("" if self.C is not None else " (C search)"),
+                      show_progress, unit="class") as bar:
+            def fit_class(c: int):
+                result = self._fit_class(gram, Y[:, c], np.random.default_rng(seeds[c]),
+                                         lambda C: bar.set_postfix_str(f"{class_names[c]}: C={C:g}"))
+                bar.update()
+                return result
+
+            results = joblib.Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                joblib.delayed(fit_class)(c) for c in range(Y.shape[1]))
         self.class_names_ = class_names
         self.chosen_C_ = [r[0] for r in results]
         self.validation_ap_ = [None if r[1] is None else {c: v[0] for c, v in r[1].items()} for r in results]
@@ -365,8 +378,10 @@ class OneVsRestSvm:
         ]
         return self
 
-    def _fit_class(self, gram: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
-        """(chosen C, {C: (validation AP, accuracy)} or None, support rows, alpha*y, b) for one class."""
+    def _fit_class(self, gram: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                   trying: Callable[[float], None] = lambda C: None):
+        """(chosen C, {C: (validation AP, accuracy)} or None, support rows, alpha*y, b) for one class;
+        ``trying(C)`` is called before each fit."""
         rows = np.flatnonzero(labels != 0)
         y = labels[rows].astype(np.int64)
         sub = gram[np.ix_(rows, rows)]
@@ -380,10 +395,14 @@ class OneVsRestSvm:
                 C = sorted(grid)[len(grid) // 2]
             else:
                 ap_fn = AP_METHODS[self.ap_method]
-                scored = {c: _validation_score(sub, y, *split, c, self.class_weight, ap_fn) for c in grid}
+                scored = {}
+                for c in grid:
+                    trying(c)
+                    scored[c] = _validation_score(sub, y, *split, c, self.class_weight, ap_fn)
                 # AP ranks; among equal APs (easy classes reach 1.0 everywhere) the sign must still
                 # mean something, so the validation accuracy decides, then the earlier C
                 C = max(grid, key=lambda c: (scored[c][0], scored[c][1], -grid.index(c)))
+        trying(C)
         support, dual, b = _fit_svc(sub, y, C, self.class_weight)
         return C, scored, rows[support], dual, b
 
