@@ -215,6 +215,12 @@ class FeaturePipeline:
     def dim(self) -> int:
         return sum(block.encoder.dim for block in self.blocks)
 
+    @property
+    def is_fisher(self) -> bool:
+        """Whether every block encodes Fisher vectors (``depth="bins"``, descriptor replacement and the
+        command line's ``--eps`` default need them)."""
+        return all(isinstance(block.encoder, FisherEncoder) for block in self.blocks)
+
     def descriptors(self, image: np.ndarray) -> DescriptorSet:
         """Dense SIFT of an image; raises ImageError when it is too small for any descriptor."""
         found = self.sift.extract(image)

@@ -172,6 +172,18 @@ def test_eps_defaults_to_1_on_the_command_line(tiny_fv_model, images, tmp_path, 
     assert "epsilon (eps=0)" in capsys.readouterr().out
 
 
+def test_eps_defaults_to_0_for_a_bow_histogram(small_toyvoc, images, tmp_path, capsys):
+    # an eps of 1 swamps a histogram's entries (fractions of 1): the shapes task's polygons came out
+    # negative with it, so a BoW model's command-line default stays the exact 0
+    assert main(["train", "--data", str(small_toyvoc), "--encoder", "rankbow", "--vocab-size", "8",
+                 "--classes", "horse,boat", "--C", "1", "--max-descriptors", "5000", "--out", str(tmp_path / "bow"),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["explain", "--model", str(tmp_path / "bow"), "--class", "horse", "--out", str(tmp_path / "a"),
+                 images[0]]) == 0
+    assert "epsilon (eps=0)" in capsys.readouterr().out
+
+
 def test_no_message_or_file_writes_beta_with_the_thesis_sign(tiny_fv_model, cnn, two_image_split, images, tmp_path,
                                                             capfd):
     """Both families' alpha-beta runs, files and stores: beta = alpha - 1 = 1 wherever it is written."""

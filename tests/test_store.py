@@ -95,7 +95,7 @@ def test_sigkill_and_restart_give_the_same_store(model_dir, small_toyvoc, tmp_pa
     assert finished_before >= 2 and not store.exists()
 
     again = subprocess.run(_cli(model_dir, small_toyvoc, store), cwd=ROOT, check=True, capture_output=True, text=True)
-    assert f"({finished_before} kept from an interrupted run)" in again.stdout
+    assert f"{finished_before} kept from an interrupted run)" in again.stdout
     _assert_same(_contents(store), _contents(reference))
     assert not parts.exists()
 

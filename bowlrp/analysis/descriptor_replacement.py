@@ -202,7 +202,7 @@ class IncrementalFisher:
     """
 
     def __init__(self, model, descriptors: DescriptorSet) -> None:
-        if not all(isinstance(b.encoder, FisherEncoder) for b in model.features.blocks):
+        if not model.features.is_fisher:
             raise BowlrpError("descriptor replacement needs a Fisher-vector model (its GMM draws the substitutes)")
         self.model = model
         self.n = len(descriptors)

@@ -24,8 +24,10 @@ from .common import (FAMILY_LABELS, add_evaluate_arguments, add_explain_targets,
 BOW_OPTIONS = ("rule", "eps", "alpha", "bias", "depth", "taylor", "path_tolerance")
 DNN_OPTIONS = ("method", "composite", "flat_depth")
 PARALLEL_OPTIONS = ("n_jobs", "backend", "scheduler")  # worker processes: the BoW/FV feature extraction
-#: ``--eps`` of the epsilon rule when it is not given (the value the thesis' Chapter 4 and the README use);
-#: the Python API's default stays 0, which conserves relevance exactly
+#: ``--eps`` of the epsilon rule on a Fisher-vector model when it is not given (the value the thesis'
+#: Chapter 4 and the README use). It is on the scale of the summed FV contributions; a BoW histogram's
+#: entries are fractions of 1, which an eps of 1 would swamp (the shapes task's polygons then came out
+#: negative), so BoW models keep 0, as does the Python API: it conserves relevance exactly
 DEFAULT_EPS = 1.0
 EXPLAIN_OUTPUTS = {"out": "folder", "store": "file"}  # checked before the model is loaded (.common.check_outputs)
 METHOD_HELP = {"lrp": "the composite's LRP rules", "gradient": "sensitivity", "gradxinput": "gradient x input",
@@ -83,7 +85,8 @@ def add_bow_explain_options(parser: argparse.ArgumentParser) -> None:
                             "counter-example (default epsilon)")
     rules.add_argument("--eps", type=non_negative_float, default=argparse.SUPPRESS,
                        help=f"epsilon stabiliser, on the summed FV contributions (Chapter 4 uses 1 and 100; "
-                            f"default {DEFAULT_EPS:g}; 0 conserves relevance exactly)")
+                            f"default {DEFAULT_EPS:g} for Fisher-vector models, 0 for BoW histograms, whose "
+                            f"entries an eps of 1 would swamp; 0 conserves relevance exactly)")
     rules.add_argument("--alpha", type=float_at_least(1.0), default=argparse.SUPPRESS,
                        help="alpha of the alpha-beta rule; beta = alpha - 1 >= 0 is the weight of the negative "
                             "contributions' share, which is subtracted (default alpha=2, beta=1; the thesis "
@@ -175,12 +178,12 @@ def open_model(args: argparse.Namespace) -> Model:
     return load_model(args.model, getattr(args, "device", None))
 
 
-def explanation_options(args: argparse.Namespace, family: str) -> dict:
+def explanation_options(args: argparse.Namespace, model: Model) -> dict:
     """The explanation options given on the command line, with the command line's own defaults
-    (``--eps`` 1 for the epsilon rule of a BoW/FV model)."""
+    (``--eps`` 1 for the epsilon rule of a Fisher-vector model, 0 for a BoW histogram's)."""
     options = {name: getattr(args, name) for name in BOW_OPTIONS + DNN_OPTIONS if hasattr(args, name)}
-    if family == "bow" and options.get("rule", "epsilon") == "epsilon":
-        options.setdefault("eps", DEFAULT_EPS)
+    if model.family == "bow" and options.get("rule", "epsilon") == "epsilon":
+        options.setdefault("eps", DEFAULT_EPS if model.features.is_fisher else 0.0)
     return options
 
 
@@ -221,7 +224,7 @@ def run_explain(args: argparse.Namespace) -> int:
     form = explain_form(args)
     model = open_model(args)
     model.class_index(args.class_name)
-    method = method_for(model, explanation_options(args, model.family))
+    method = method_for(model, explanation_options(args, model))
     if form == "split":
         dataset, samples, _ = labelled_split(args.data, args.split, args.format, strict=args.strict)
         skips = skip_log(args, dataset.skips)

@@ -130,7 +130,7 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
     method = BowLrp(rule or EncoderRule(), bias, depth, None if exact else taylor, path_tolerance)
     features = model.features
     by_bins = depth == "bins"
-    if by_bins and not all(isinstance(b.encoder, FisherEncoder) for b in features.blocks):
+    if by_bins and not features.is_fisher:
         raise BowlrpError(BINS_NEED_FV)  # before the expensive part, not after it
     descriptors = features.descriptors(image)
     forward = [block.forward(descriptors) for block in features.blocks]  # kept for the backward steps
