@@ -56,7 +56,7 @@ def test_reader_reads_it_with_its_label_quirks(toyfaces):
     skips = SkipLog()
     paths, labels, _ = data.samples("age", "mixed", range(N_FOLDS), skips)
     assert len(paths) == 2 * (N_FOLDS * PER_FOLD - len(skips)) and all(p.is_file() for p in paths)
-    assert np.asarray(Image.open(paths[0])).shape == (48, 48, 3)
+    assert np.asarray(Image.open(paths[0])).shape == (40, 40, 3)
 
 
 def test_same_seed_same_bytes(toyfaces, tmp_path):
@@ -94,7 +94,7 @@ def test_alignments_leave_their_marks(toyfaces):
     # rotation: black corners grow with the tilt
     assert np.corrcoef(tilts, void)[0, 1] > 0.6
     # in-plane: the mouth lands on the reference row; children's short faces are stretched to it
-    ref = (FACE_CENTRE[1] + ADULT_MOUTH_Y * FACE_SCALE) * 48
+    ref = (FACE_CENTRE[1] + ADULT_MOUTH_Y * FACE_SCALE) * 40
     assert abs(np.nanmedian(mouth_y["inplane"]) - ref) < 2.5
     assert np.nanstd(mouth_y["inplane"]) < np.nanstd(mouth_y["rotation"])
     for alignment, sign in (("rotation", 1), ("inplane", 0)):

@@ -49,7 +49,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     faces.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
     faces.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generator (default 0)")
     faces.add_argument("--size", choices=("small", "default"), default="default",
-                       help="small: 240 faces of 48 px (tests, CI); default: 2800 faces of 64 px")
+                       help="small: 240 faces of 40 px (tests, CI); default: 2800 faces of 64 px")
     faces.set_defaults(handler=run_synth_faces, outputs={"out": "folder"})
     inspect = actions.add_parser("inspect", parents=[common],
                                  help="summarise a dataset: splits, classes, positives per class")

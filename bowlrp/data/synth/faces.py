@@ -27,7 +27,7 @@ from .common import prepare_output
 from .facedraw import REGION_LABELS, align_inplane, align_rotation, draw_photo, look
 from .vocwriter import write_jpeg, write_png
 
-SIZES = {"small": {"faces_per_fold": 48, "side": 48, "per_user": 6},
+SIZES = {"small": {"faces_per_fold": 48, "side": 40, "per_user": 6},
          "default": {"faces_per_fold": 560, "side": 64, "per_user": 8}}
 SMILING_GROUPS = ("15-20", "25-32", "38-43")
 SMILE_IN, SMILE_OUT = 0.85, 0.08
