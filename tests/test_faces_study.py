@@ -33,7 +33,7 @@ def test_bootstrap_interval_covers_the_mean_and_shrinks():
     assert small["lo"] < small["mean"] < small["hi"] and large["lo"] < 2 < large["hi"]
     assert large["hi"] - large["lo"] < (small["hi"] - small["lo"]) / 4
     d = smile_bias(np.array([[5.0, 5, 1, 1], [4, 6, 1, 2]]), [0, 1])
-    assert d["difference"]["mean"] == pytest.approx(3.25) and d["inside"]["mean"] == pytest.approx(5.0)
+    assert d["difference"]["mean"] == pytest.approx((4 + 3.5) / 2) and d["inside"]["mean"] == pytest.approx(5.0)
 
 
 @pytest.mark.slow
