@@ -89,6 +89,7 @@ def regions_figure(result: dict, path: Path) -> None:
                     for k in names]).T
     colours = ["tab:red" if k in age["smile"]["inside_classes"] else "tab:grey" for k in names]
     axes[0].bar(names, means, yerr=err, color=colours)
+    axes[0].tick_params(axis="x", labelrotation=45, labelsize=7)
     axes[0].axhline(1.0, color="k", lw=0.6)
     axes[0].set_title("smiling faces: mouth relevance density per age output", fontsize=9)
     axes[0].set_ylabel("density / image mean")
