@@ -127,7 +127,7 @@ def test_smile_bias_is_planted(toyfaces):
     area = {True: [], False: []}
     for face in data.faces():
         area[smiling[face.face_id]].append((_labels(toyfaces, face, "inplane") == REGION_LABELS["mouth"]).sum())
-    assert np.mean(area[True]) > 2 * np.mean(area[False])  # an open smile: a larger mouth region
+    assert np.mean(area[True]) > 1.5 * np.mean(area[False])  # an open smile: a larger mouth region
 
 
 def test_cli_writes_it(tmp_path):
