@@ -92,7 +92,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                                                                     "(toyfaces) for the region analysis")
     study.add_argument("--out", required=True, metavar="STUDY", help="study folder to write (or continue)")
     study.add_argument("--size", choices=("small", "default"), default="default",
-                       help="small: age task only, 2 epochs (CI, minutes); default: both tasks, 3 epochs")
+                       help="small: age task only, 2 epochs (CI, about 1 min); default: both tasks, 3 epochs")
     study.add_argument("--init", metavar="FILE", help="checkpoint for the 'pretrained' column (a DNN model "
                                                        "directory, e.g. trained on toyvoc); default: the network of "
                                                        "the other task on mixed faces of the training folds")
