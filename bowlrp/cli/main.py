@@ -9,12 +9,12 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import BowlrpError
-from . import artefacts, context, data, demo, dnn, models, perturb, render, spray, study, tiles, train
+from . import artefacts, context, data, demo, dnn, faces, models, perturb, render, spray, study, tiles, train
 from .common import check_outputs
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool that SIGPIPE ended (`seq 1000000 | head -1`)
-COMMAND_GROUPS = (data, train, models, tiles, dnn, context, render, perturb, spray, artefacts, study, demo)
+COMMAND_GROUPS = (data, train, models, tiles, dnn, context, render, perturb, spray, artefacts, study, demo, faces)
 
 
 class OneLineParser(argparse.ArgumentParser):
