@@ -14,47 +14,43 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     data = sub.add_parser("data", help="synthesise or inspect datasets",
                           description="Synthesise the embedded datasets or inspect a dataset.")
     actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    voc = actions.add_parser("synth-voc", parents=[common],
-                             help="write the toyvoc dataset (VOC format + ground_truth.json)",
-                             description="Write toyvoc: a VOC-format multi-label dataset with planted "
-                                         "artefacts (horse watermark, boats on water, aeroplanes in sky) "
-                                         "and all 20 VOC classes in class-typical scenes, "
-                                         "recorded in ground_truth.json. Same seed, same bytes.")
-    voc.add_argument("--out", required=True, metavar="DIR", help="folder to write the dataset into")
-    voc.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
-    voc.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generator (default 0)")
-    voc.add_argument("--size", choices=("small", "default", "large"), default="default",
-                     help="small: 80 tiny images (tests); default: 800 images of 240 px; large: 2000 VOC-size images")
-    voc.set_defaults(handler=run_synth_voc, outputs={"out": "folder"})
-    shapes = actions.add_parser("synth-shapes", parents=[common],
-                                help="write the polygon-vs-round shapes task (Section 2.4.3)",
-                                description="Write the shapes task: 102x102 tiles (VOC format, class "
-                                            "'polygon') cut from large images, with pixel masks.")
-    shapes.add_argument("--out", required=True, metavar="DIR", help="folder to write the dataset into")
-    shapes.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
-    shapes.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generator (default 0)")
-    shapes.add_argument("--size", choices=("small", "default"), default="default",
-                        help="default: 24 training and 4 test images of 510 px (600 and 676 tiles); small: 2 and 1 "
-                             "of 306 px (18 and 49 tiles, for tests)")
-    shapes.set_defaults(handler=run_synth_shapes, outputs={"out": "folder"})
-    faces = actions.add_parser("synth-faces", parents=[common],
-                               help="write the toyfaces set (Adience format, both alignments, region maps)",
-                               description="Write toyfaces: procedural faces whose age and gender show through "
-                                           "cues (proportions, wrinkles, grey hair, beard, glasses, hair length), "
-                                           "in the Adience layout (fold_0..4_data.txt; faces/ rotation aligned, "
-                                           "aligned/ in-plane aligned), with region label maps under regions/ and "
-                                           "ground_truth.json. Planted bias: smiling mostly in the groups 15-43. "
-                                           "Same seed, same bytes.")
-    faces.add_argument("--out", required=True, metavar="DIR", help="dataset root to write")
-    faces.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
-    faces.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generator (default 0)")
-    faces.add_argument("--size", choices=("small", "default"), default="default",
-                       help="small: 240 faces of 40 px (tests, CI); default: 2800 faces of 64 px")
-    faces.set_defaults(handler=run_synth_faces, outputs={"out": "folder"})
+    _add_synth_parser(actions, common, "synth-voc", run_synth_voc, ("small", "default", "large"),
+                      "small: 80 tiny images (tests); default: 800 images of 240 px; large: 2000 VOC-size images",
+                      help="write the toyvoc dataset (VOC format + ground_truth.json)",
+                      description="Write toyvoc: a VOC-format multi-label dataset with planted "
+                                  "artefacts (horse watermark, boats on water, aeroplanes in sky) "
+                                  "and all 20 VOC classes in class-typical scenes, "
+                                  "recorded in ground_truth.json. Same seed, same bytes.")
+    _add_synth_parser(actions, common, "synth-shapes", run_synth_shapes, ("small", "default"),
+                      "default: 24 training and 4 test images of 510 px (600 and 676 tiles); small: 2 and 1 "
+                      "of 306 px (18 and 49 tiles, for tests)",
+                      help="write the polygon-vs-round shapes task (Section 2.4.3)",
+                      description="Write the shapes task: 102x102 tiles (VOC format, class "
+                                  "'polygon') cut from large images, with pixel masks.")
+    _add_synth_parser(actions, common, "synth-faces", run_synth_faces, ("small", "default"),
+                      "small: 240 faces of 40 px (tests, CI); default: 2800 faces of 64 px",
+                      help="write the toyfaces set (Adience format, both alignments, region maps)",
+                      description="Write toyfaces: procedural faces whose age and gender show through "
+                                  "cues (proportions, wrinkles, grey hair, beard, glasses, hair length), "
+                                  "in the Adience layout (fold_0..4_data.txt; faces/ rotation aligned, "
+                                  "aligned/ in-plane aligned), with region label maps under regions/ and "
+                                  "ground_truth.json. Planted bias: smiling mostly in the groups 15-43. "
+                                  "Same seed, same bytes.")
     inspect = actions.add_parser("inspect", parents=[common],
                                  help="summarise a dataset: splits, classes, positives per class")
     add_data_source(inspect)
     inspect.set_defaults(handler=run_inspect)
+
+
+def _add_synth_parser(actions, common: argparse.ArgumentParser, name: str, handler, sizes: tuple[str, ...],
+                      size_help: str, **texts: str) -> None:
+    """One ``data synth-*`` action: the generator's ``--out``, ``--overwrite``, ``--seed`` and ``--size``."""
+    parser = actions.add_parser(name, parents=[common], **texts)
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the dataset into")
+    parser.add_argument("--overwrite", action="store_true", help="replace a dataset generated there before")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generator (default 0)")
+    parser.add_argument("--size", choices=sizes, default="default", help=size_help)
+    parser.set_defaults(handler=handler, outputs={"out": "folder"})
 
 
 def run_synth_voc(args: argparse.Namespace) -> int:
