@@ -268,6 +268,30 @@ def test_sparse_posteriors_are_the_kept_assignments_across_chunks():
         enc.encode(x[:10], posteriors=kept)
 
 
+@pytest.mark.parametrize("k", [3, 8, 13, 37])
+def test_sparse_posteriors_match_float64_for_any_component_count(k):
+    """The eight-lane row kernels (max, sum, cut) for K below, at and off a multiple of eight, over more
+    rows than one softmax block: every pair at or above the cut, its posterior and each row's log p(l)
+    as a float64 brute force gives them."""
+    from scipy.special import logsumexp
+
+    from bowlrp.encoding.posteriors import SOFTMAX_BLOCK_ROWS, LogJoint, sparse_posteriors
+
+    means, variances, weights = make_gmm(seed=k, k=k, d=6)
+    x = sample_gmm(means, variances, weights, n=SOFTMAX_BLOCK_ROWS + 777, seed=k)
+    kept = sparse_posteriors(LogJoint(means, variances, weights), x, threshold=1e-6, chunk_rows=3000)
+    ref = posteriors_f64(x, means, variances, weights)
+    clear = (ref > 2e-6) | (ref < 5e-7)  # pairs far enough from the cut that float32 cannot flip them
+    dense = kept.to_dense()
+    np.testing.assert_array_equal((dense > 0)[clear], (ref >= 1e-6)[clear])
+    np.testing.assert_allclose(dense[clear], np.where(ref >= 1e-6, ref, 0.0)[clear], rtol=1e-4, atol=1e-7)
+    counts = np.diff(kept.indptr)
+    assert (counts < k).any() and (k < 8 or (counts > 1).any())  # the cut dropped pairs and kept several
+    m, v, w = (a.astype(np.float64) for a in (means, variances, weights))
+    logp = np.log(w) - 0.5 * (((x[:, None, :].astype(np.float64) - m) ** 2 / v).sum(-1) + np.log(2 * np.pi * v).sum(-1))
+    np.testing.assert_allclose(kept.log_density, logsumexp(logp, axis=1), rtol=0, atol=1e-3)
+
+
 def test_pyramid_atoms_refine_every_level():
     pyr = SpatialPyramid()
     pos = np.random.default_rng(0).uniform(0, 1, size=(500, 2))

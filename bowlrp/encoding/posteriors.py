@@ -9,10 +9,10 @@ survive. :func:`sparse_posteriors` computes exactly those pairs once, in CSR for
 encoder (moments) and its relevance step (:mod:`bowlrp.lrp.fisher`) read them, as a DNN's
 backward pass reads the activations of its forward pass.
 
-Computation per chunk of rows: the log-joints by one float32 GEMM
-(:class:`LogJoint`), then a compiled kernel that takes the row softmax
-with the cut and moves the survivors to the front of each row, and a second one that copies just
-those into the CSR arrays. Chunks run on as many threads as numba may use (one in a joblib worker).
+Computation per block of rows: the log-joints by one float32 GEMM (:class:`LogJoint`), each
+row's maximum, numpy's SIMD exponential of the differences, then a compiled kernel that sums each
+row and moves the survivors of the cut to its front, and a second one that copies just those into
+the CSR arrays. Chunks of blocks run on as many threads as numba may use (one in a joblib worker).
 The same pass gives every row's log-density ``log p(l)`` (what EM's convergence test sums).
 
 :func:`accumulate_moments` then adds ``gamma``, ``gamma t`` and ``gamma t^2`` (``t`` the whitened
@@ -34,11 +34,6 @@ VL_GMM_MIN_PRIOR = 1e-6
 
 # vl_fisher ignores a descriptor/component pair whose posterior is below this.
 VL_FISHER_MIN_POSTERIOR = 1e-6
-
-# exp(-40) ~ 4e-18: log-joint entries further than this below their row's maximum add less
-# than K * 4e-18 to a posterior's denominator, far below float32 resolution, so their exp is skipped.
-_NEGLIGIBLE_LOG_RATIO = -40.0
-
 
 # A component whose quadratic form is badly conditioned in float32 is evaluated in float64.
 # Expanding sum_r (l_r - mu_kr)^2 / s_kr around a common origin costs about
@@ -149,51 +144,101 @@ class SparsePosteriors:
         return out
 
 
-@njit(cache=True, nogil=True)
-def _softmax_with_cut(logp, threshold, counts, totals, tops, kept):  # pragma: no cover - compiled
-    """Row-wise, in place: the softmax of ``logp`` with the cut, survivors moved to the row's front.
+#: lanes of the row reductions: independent partial results (a fixed pattern, so the same bits on
+#: every machine) let the compiled loops run as SIMD instead of one dependent add or compare at a time
+_LANES = 8
 
-    Per row ``i``: ``totals[i]`` the softmax denominator ``sum_k exp(logp - max)`` (terms below
-    ``exp(-40)`` relative skipped), ``tops[i]`` that max (so ``log p = tops + log(totals)``),
-    ``counts[i]`` how many posteriors reach ``threshold``; the
-    first ``counts[i]`` entries of ``logp[i]`` become their unnormalised ``exp(logp - max)`` and
-    ``kept[i, :counts[i]]`` their components (increasing), so gathering them costs O(kept), not O(K).
-    """
+#: rows whose log-joints, exponentials and survivor indices are processed together: 2048 x K=256
+#: float32 is 2 MB, so the passes after the GEMM (max, exp, sum, cut) find the block in cache
+SOFTMAX_BLOCK_ROWS = 2048
+
+
+@njit(cache=True, nogil=True)
+def _row_max(logp, tops):  # pragma: no cover - compiled
+    """``tops[i] = max_k logp[i, k]``, eight lanes at a time."""
     n, k_total = logp.shape
+    lanes = min(_LANES, k_total)
+    acc = np.empty(lanes, dtype=logp.dtype)
     for i in range(n):
-        row = logp[i]
-        top = row[0]
-        for k in range(1, k_total):
-            top = max(top, row[k])
-        total = 0.0
-        for k in range(k_total):
-            z = row[k] - top
-            if z > _NEGLIGIBLE_LOG_RATIO:
-                e = np.exp(z)
-                row[k] = e
-                total += e
-            else:
-                row[k] = 0.0
-        cut = threshold * total
-        c = 0
-        for k in range(k_total):  # c <= k: the front is overwritten only after it was read
-            e = row[k]
-            if e > 0.0 and e >= cut:
-                row[c] = e
-                kept[i, c] = k
-                c += 1
-        counts[i] = c
-        totals[i] = total
+        for j in range(lanes):
+            acc[j] = logp[i, j]
+        k = lanes
+        while k + lanes <= k_total:
+            for j in range(lanes):
+                v = logp[i, k + j]
+                acc[j] = v if v > acc[j] else acc[j]
+            k += lanes
+        top = acc[0]
+        for j in range(1, lanes):
+            top = acc[j] if acc[j] > top else top
+        for r in range(k, k_total):
+            top = logp[i, r] if logp[i, r] > top else top
         tops[i] = top
 
 
 @njit(cache=True, nogil=True)
-def _gather_survivors(logp, kept, counts, totals, indptr, component, gamma):  # pragma: no cover - compiled
+def _cut_survivors(e, threshold, counts, totals, kept):  # pragma: no cover - compiled
+    """Row-wise, in place, on ``e = exp(logp - max)``: the denominator and VLFeat's cut.
+
+    ``totals[i] = sum_k e[i, k]`` (float64, eight lanes), ``counts[i]`` how many ``e[i, k]`` reach
+    ``threshold * totals[i]``; those move to the front of the row in increasing ``k``, their
+    components into ``kept[i, :counts[i]]``. The move is branch-free (every entry is written at the
+    survivor count so far, which only a survivor advances): survivors sit at random places, and a
+    branch on each would be mispredicted at each of them.
+    """
+    n, k_total = e.shape
+    acc = np.empty(_LANES)
+    for i in range(n):
+        acc[:] = 0.0
+        k = 0
+        while k + _LANES <= k_total:
+            for j in range(_LANES):
+                acc[j] += e[i, k + j]
+            k += _LANES
+        total = 0.0
+        for j in range(_LANES):
+            total += acc[j]
+        for r in range(k, k_total):
+            total += e[i, r]
+        cut = threshold * total
+        c = 0
+        for k in range(k_total):  # c <= k: the front is overwritten only after it was read
+            v = e[i, k]
+            e[i, c] = v
+            kept[i, c] = k
+            c += (v >= cut) & (v > 0.0)
+        counts[i] = c
+        totals[i] = total
+
+
+@njit(cache=True, nogil=True)
+def _gather_survivors(e, kept, counts, totals, indptr, component, gamma):  # pragma: no cover - compiled
     for i in range(len(counts)):
         j = indptr[i]
         for c in range(counts[i]):
             component[j + c] = kept[i, c]
-            gamma[j + c] = logp[i, c] / totals[i]
+            gamma[j + c] = e[i, c] / totals[i]
+
+
+def _posterior_block(joint: LogJoint, values: np.ndarray, threshold: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Counts, components, posteriors and ``log p(l)`` of one block of rows (see :func:`sparse_posteriors`)."""
+    logp = joint.log_joint(values)
+    n = len(logp)
+    tops = np.empty(n, dtype=np.float32)
+    _row_max(logp, tops)
+    logp -= tops[:, None]
+    np.exp(logp, out=logp)  # numpy's SIMD float32 exp: numba calls the scalar one
+    counts = np.empty(n, dtype=np.int64)
+    totals = np.empty(n)
+    kept = np.empty(logp.shape, dtype=np.int32)
+    _cut_survivors(logp, threshold, counts, totals, kept)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    component = np.empty(indptr[-1], dtype=np.int32)
+    gamma = np.empty(indptr[-1])
+    _gather_survivors(logp, kept, counts, totals, indptr, component, gamma)
+    return counts, component, gamma, tops + np.log(totals)
 
 
 def sparse_posteriors(joint: LogJoint, values: np.ndarray, threshold: float = VL_FISHER_MIN_POSTERIOR,
@@ -209,26 +254,22 @@ def sparse_posteriors(joint: LogJoint, values: np.ndarray, threshold: float = VL
     threshold : float
         VLFeat's cut (1e-6).
     chunk_rows : int
-        At most this many rows per GEMM; each worker thread holds one chunk's ``(rows, K)`` float32
-        log-joints and int32 survivor indices at a time.
+        At most this many rows per worker task; a task works through its rows in blocks of
+        :data:`SOFTMAX_BLOCK_ROWS`, holding one block's ``(rows, K)`` float32 log-joints and int32
+        survivor indices at a time.
     """
     k_total = int(joint.W.shape[1])
 
     def chunk(start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        logp = joint.log_joint(values[start:stop])
-        counts = np.empty(len(logp), dtype=np.int64)
-        totals = np.empty(len(logp))
-        tops = np.empty(len(logp))
-        kept = np.empty(logp.shape, dtype=np.int32)
-        _softmax_with_cut(logp, threshold, counts, totals, tops, kept)
-        indptr = np.zeros(len(logp) + 1, dtype=np.int64)
+        blocks = [_posterior_block(joint, values[b:min(b + SOFTMAX_BLOCK_ROWS, stop)], threshold)
+                  for b in range(start, stop, SOFTMAX_BLOCK_ROWS)]
+        counts = np.concatenate([b[0] for b in blocks])
+        indptr = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        component = np.empty(indptr[-1], dtype=np.int32)
-        gamma = np.empty(indptr[-1])
-        _gather_survivors(logp, kept, counts, totals, indptr, component, gamma)
-        return indptr, component, gamma, tops + np.log(totals)
+        return (indptr, np.concatenate([b[1] for b in blocks]), np.concatenate([b[2] for b in blocks]),
+                np.concatenate([b[3] for b in blocks]))
 
-    # each thread runs whole chunks: its GEMM and the GIL-free softmax
+    # each thread runs whole chunks: its GEMMs and the GIL-free kernels
     parts = map_row_chunks(chunk, len(values), chunk_rows)
     if not parts:
         return SparsePosteriors(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0), k_total,
