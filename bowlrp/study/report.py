@@ -168,13 +168,13 @@ def _provenance(root: Path, meta: dict) -> dict:
     for path in sorted((root / "steps").glob("*.json")):
         record = _read(path)
         steps.append({"name": record["name"], "status": record["status"], "seconds": record.get("seconds"),
-                      "started": record.get("started"), "finished": record.get("finished"), "line": (record.get("summary") or {}).get("line"),
-                      "digest": record["digest"][:12]})
+                      "started": record.get("started"), "finished": record.get("finished"),
+                      "line": (record.get("summary") or {}).get("line"), "digest": record["digest"][:12]})
     order = {name: i for i, name in enumerate(_step_order())}
     steps.sort(key=lambda s: (order.get(s["name"], len(order)), s["started"] or ""))  # a faces study's: as run
-    return {"data": meta["data"], "environment": meta.get("environment"), "settings": meta["settings"], "data_digest": meta["data_digest"],
-            "created": meta.get("created"), "updated": meta.get("updated"), "steps": steps,
-            "total_seconds": sum(s["seconds"] or 0.0 for s in steps)}
+    return {"data": meta["data"], "environment": meta.get("environment"), "settings": meta["settings"],
+            "data_digest": meta["data_digest"], "created": meta.get("created"), "updated": meta.get("updated"),
+            "steps": steps, "total_seconds": sum(s["seconds"] or 0.0 for s in steps)}
 
 
 def _step_order() -> list[str]:
@@ -286,8 +286,9 @@ def render(data: dict) -> str:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _number
     env.filters["pct"] = _percent
-    return env.get_template("report.html").render(d=data, sections=SECTIONS if data["study"] else FACES_ONLY_SECTIONS,
-                                                  family_names=FAMILY_NAMES, figures=FIGURES)
+    sections = SECTIONS if data["study"] else FACES_ONLY_SECTIONS
+    return env.get_template("report.html").render(d=data, sections=sections, family_names=FAMILY_NAMES,
+                                                  figures=FIGURES)
 
 
 def _plots(data: dict, figures: Path) -> dict[str, str]:
