@@ -37,7 +37,7 @@ from typing import Any, BinaryIO, Iterator, Mapping
 
 import numpy as np
 
-from .errors import ModelError, OutputError
+from .errors import BowlrpError, ModelError, OutputError
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
@@ -133,6 +133,17 @@ def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON, atomically (stable bytes for a stable object)."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value in ``path``, or None when there is no such file; a one-line :class:`BowlrpError`
+    naming the file when it cannot be read or parsed."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise BowlrpError(f"{path}: unreadable ({exc})") from None
 
 
 def _check_arrays(arrays: dict[str, np.ndarray]) -> None:

@@ -39,12 +39,38 @@ def small_toyvoc(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def quick_study(small_toyvoc, tmp_path_factory) -> Path:
-    """One uninterrupted quick study (``bowlrp study --size quick``) of the small toyvoc set, with its
-    report, shared by the study, report and browser tests (about a minute on 2 cores)."""
+def small_toyfaces(tmp_path_factory) -> Path:
+    """The small toyfaces set (Adience layout, both alignments, region sidecar), generated once per session."""
+    from bowlrp.data.synth import generate_toyfaces
+
+    return generate_toyfaces(tmp_path_factory.mktemp("toyfaces-small") / "toyfaces", seed=0, size="small")
+
+
+@pytest.fixture(scope="session")
+def small_faces_study(small_toyfaces, tmp_path_factory) -> Path:
+    """One uninterrupted small faces study (``bowlrp faces study --size small``) of the small toyfaces set
+    (about 35 s on 2 cores), shared by the faces study test and, copied into the quick study's ``faces/``,
+    the report's faces section."""
+    import io
+
+    from bowlrp.faces.study import run_faces_study
+
+    out = tmp_path_factory.mktemp("faces-study") / "small"
+    run_faces_study(small_toyfaces, out, size="small", stream=io.StringIO())
+    return out
+
+
+@pytest.fixture(scope="session")
+def quick_study(small_toyvoc, small_faces_study, tmp_path_factory) -> Path:
+    """One uninterrupted quick study (``bowlrp study --size quick``) of the small toyvoc set, with the small
+    faces study in its ``faces/`` folder (as ``make demo`` writes it) and its report, shared by the study,
+    report and browser tests (about a minute on 2 cores)."""
+    import shutil
+
     from bowlrp.study import run_study
 
     out = tmp_path_factory.mktemp("study") / "quick"
+    shutil.copytree(small_faces_study, out / "faces")
     run_study(small_toyvoc, out, size="quick", progress=False)
     return out
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from bowlrp.data.synth.facedraw import REGION_LABELS
-from bowlrp.data.synth.faces import generate_toyfaces
 from bowlrp.errors import BowlrpError
 from bowlrp.faces.regions import FACE_REGIONS, bootstrap_mean, region_measures, smile_bias
 from bowlrp.faces.study import ALIGNS, INITS, run_faces_study
@@ -37,12 +36,10 @@ def test_bootstrap_interval_covers_the_mean_and_shrinks():
 
 
 @pytest.mark.slow
-def test_small_study_end_to_end(tmp_path):
-    data = generate_toyfaces(tmp_path / "toyfaces", seed=0, size="small")
-    out = tmp_path / "study"
-    log = io.StringIO()
-    summary = run_faces_study(data, out, size="small", stream=log)
-    assert not summary.skipped and "regions" in summary.ran
+def test_small_study_end_to_end(small_toyfaces, small_faces_study):
+    data, out = small_toyfaces, small_faces_study  # run once by the session fixture, from nothing
+    records = {p.stem: json.loads(p.read_text()) for p in (out / "steps").glob("*.json")}
+    assert "regions" in records and all(r["status"] == "done" for r in records.values())
     acc = json.loads((out / "evaluate" / "accuracy.json").read_text())
     assert {(r["align"], r["init"]) for r in acc["table"]} == {(a, i) for a in ALIGNS for i in INITS}
     for row in acc["table"]:
@@ -60,6 +57,6 @@ def test_small_study_end_to_end(tmp_path):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # resumable: a second run finds every step up to date
     again = run_faces_study(data, out, size="small", stream=io.StringIO())
-    assert not again.ran and len(again.skipped) == len(summary.ran)
+    assert not again.ran and len(again.skipped) == len(records)
     with pytest.raises(BowlrpError, match="other settings"):
         run_faces_study(data, out, size="small", seed=1, stream=io.StringIO())

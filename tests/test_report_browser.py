@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bowlrp.study.report import SECTIONS
+from bowlrp.study.report import FACES_ONLY_SECTIONS, SECTIONS, build_report
 
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 DRIVER = "/usr/bin/chromedriver"
@@ -62,19 +62,18 @@ def chromium():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.mark.slow
-def test_report_renders_in_headless_chromium(quick_study, chromium, tmp_path):
-    page = quick_study / "report" / "index.html"
+def _loaded_page(chromium, page: Path, sections) -> list:
+    """Open ``page``; check that every image loaded, every one of ``sections`` is shown with its heading and
+    some text, and the console is free of errors; returns the images' ``[src, complete, width]``."""
     chromium.get(page.resolve().as_uri())
     assert chromium.execute_script("return document.readyState") == "complete"
 
     images = chromium.execute_script(
         "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]);")
-    assert len(images) >= 10
     broken = [src for src, complete, width in images if not complete or width == 0]
     assert not broken, f"images that did not load: {broken[:5]}"
 
-    for section in SECTIONS:
+    for section in sections:
         visible = chromium.execute_script(
             "const s = document.getElementById(arguments[0]);"
             "return s !== null && s.offsetHeight > 0 && s.querySelector('h2') !== null && s.innerText.length > 40;",
@@ -83,6 +82,23 @@ def test_report_renders_in_headless_chromium(quick_study, chromium, tmp_path):
 
     errors = [entry for entry in chromium.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
     assert not errors, errors
+    return images
+
+
+FACES_FIGURES = {"figures/faces/evaluate/accuracy.png", "figures/faces/maps/maps.png",
+                 "figures/faces/regions/regions.png"}
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(quick_study, chromium, tmp_path):
+    images = _loaded_page(chromium, quick_study / "report" / "index.html", SECTIONS)
+    assert len(images) >= 10
+    # the faces section (the faces study in quick_study/faces) with its three figures, drawn
+    assert {src for src, _, _ in images if src.startswith("figures/faces/")} == FACES_FIGURES
+    faces_images = chromium.execute_script(
+        "return Array.from(document.querySelectorAll('#faces img')).map(i => i.naturalWidth);")
+    assert len(faces_images) == 3 and min(faces_images) > 100
+    assert "lies above zero" in chromium.find_element("id", "smile-test").text
 
     height = int(chromium.execute_script("return document.body.scrollHeight"))
     chromium.set_window_size(1280, min(height, 12000))
@@ -95,3 +111,13 @@ def test_report_renders_in_headless_chromium(quick_study, chromium, tmp_path):
     # not a page of text alone: the heatmaps put strongly coloured pixels on it
     saturation = pixels.max(axis=2) - pixels.min(axis=2)
     assert (saturation > 100).mean() > 0.01
+
+
+@pytest.mark.slow
+def test_a_faces_study_alone_renders_in_headless_chromium(small_faces_study, chromium, tmp_path):
+    faces = tmp_path / "faces"
+    shutil.copytree(small_faces_study, faces, ignore=shutil.ignore_patterns("models", "report"))
+    build_report(faces)
+    images = _loaded_page(chromium, faces / "report" / "index.html", FACES_ONLY_SECTIONS)
+    assert {src for src, _, _ in images} == FACES_FIGURES
+    assert chromium.execute_script("return document.getElementById('data')") is None

@@ -1,10 +1,12 @@
 """``make demo``: the whole study on the embedded synthetic data, from nothing, ending in a report.
 
-Synthesises toyvoc (or reuses a complete one of the same seed and size), then runs ``bowlrp study``
-on it — FV, rank-BoW and network trained and evaluated, every class explained by FV and network,
-heatmap gallery, context, perturbation, SpRAy where installed, watermark and padding experiments —
-and prints the path of ``report/index.html``. Resumable: run it again after an interruption and the
-finished steps are kept.
+Synthesises small toyfaces and runs the small faces study into ``study/faces`` (age networks by
+preprocessing and initialisation, LRP maps, relevance on facial regions, the smile test), synthesises
+toyvoc, then runs ``bowlrp study`` on it — FV, rank-BoW and network trained and evaluated, every class
+explained by FV and network, heatmap gallery, context, perturbation, SpRAy where installed, watermark
+and padding experiments — and prints the path of ``report/index.html``, which has a faces section.
+Each data set is reused when a complete one of the same seed and size is there. Resumable: run it again
+after an interruption and the finished steps are kept.
 """
 from __future__ import annotations
 
@@ -14,19 +16,23 @@ import sys
 import time
 from pathlib import Path
 
-from ..data.synth import generate_toyvoc
+from ..data.synth import generate_toyfaces, generate_toyvoc
+from ..data.synth.faces import FORMAT as TOYFACES_FORMAT
 from ..errors import BowlrpError
+from ..faces.study import run_faces_study
 from ..study import run_study
+from ..study.faces_section import FACES_DIR
 from .common import n_jobs_arg, non_negative_int
 
 
-def _same_toyvoc(root: Path, seed: int, size: str) -> bool:
-    """True when ``root`` holds a complete toyvoc set of this seed and size (its sidecar is written last)."""
+def _same_synth(root: Path, seed: int, size: str, **kind: str) -> bool:
+    """True when ``root`` holds a complete synthetic set of this kind (``generator="toyvoc"``,
+    ``format="bowlrp.toyfaces"``), seed and size (its sidecar is written last)."""
     try:
         meta = json.loads((root / "ground_truth.json").read_text())
     except (OSError, ValueError):
         return False
-    return meta.get("generator") == "toyvoc" and meta.get("seed") == seed and meta.get("size") == size
+    return all(meta.get(k) == v for k, v in kind.items()) and meta.get("seed") == seed and meta.get("size") == size
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,11 +53,25 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     demo.set_defaults(handler=run_demo, outputs={"out": "folder"})
 
 
+def _faces(out: Path, seed: int) -> None:
+    """Small toyfaces in ``out/toyfaces`` and the small faces study in ``out/study/faces`` (about half a minute on
+    2 cores), before the study whose report shows it."""
+    data, study = out / "toyfaces", out / "study" / FACES_DIR
+    if _same_synth(data, seed, "small", format=TOYFACES_FORMAT):
+        print(f"reusing toyfaces (small, seed {seed}) in {data}")
+    else:
+        print(f"$ bowlrp data synth-faces --out {data} --seed {seed} --size small --overwrite", flush=True)
+        generate_toyfaces(data, seed=seed, size="small", overwrite=True)
+    print(f"$ bowlrp faces study --data {data} --out {study} --size small --seed {seed}", flush=True)
+    run_faces_study(data, study, "small", seed=seed)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data = out / "toyvoc"
     start = time.perf_counter()
-    if _same_toyvoc(data, args.seed, args.data_size):
+    _faces(out, args.seed)
+    if _same_synth(data, args.seed, args.data_size, generator="toyvoc"):
         print(f"reusing toyvoc ({args.data_size}, seed {args.seed}) in {data}")
     else:
         print(f"$ bowlrp data synth-voc --out {data} --seed {args.seed} --size {args.data_size} --overwrite", flush=True)

@@ -45,8 +45,14 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         "report", parents=[common], help="(re)write a study's HTML report from its JSON files",
         description="Write STUDY/report/index.html (and data.json, figures/ beside it) from the study's JSON files: "
                     "data, accuracy (FV vs BoW vs DNN), heatmap gallery, context, perturbation, SpRAy, artefacts, "
-                    "provenance. A static page: open it in any browser, no server.")
-    report.add_argument("--study", required=True, metavar="STUDY", help="study folder written by 'bowlrp study'")
+                    "faces (from STUDY/faces or --faces), provenance. A static page: open it in any browser, no "
+                    "server.")
+    report.add_argument("--study", required=True, metavar="STUDY",
+                        help="study folder written by 'bowlrp study' (or a faces study folder of 'bowlrp faces "
+                             "study' alone: a page of its faces section)")
+    report.add_argument("--faces", metavar="FACES", default=None,
+                        help="faces study folder ('bowlrp faces study --out FACES') whose tables, maps and region "
+                             "measures make the report's faces section (default: STUDY/faces when it holds one)")
     report.set_defaults(handler=run_report_command)
 
 
@@ -58,6 +64,6 @@ def run_study_command(args: argparse.Namespace) -> int:
 
 
 def run_report_command(args: argparse.Namespace) -> int:
-    summary = build_report(args.study)
+    summary = build_report(args.study, args.faces)
     print(f"report: {Path(summary['page']).resolve()}")
     return 0

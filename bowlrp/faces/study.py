@@ -37,10 +37,10 @@ from ..data.synth.faces import SMILING_GROUPS, region_path
 from ..data.synth.facedraw import REGION_LABELS
 from ..errors import BowlrpError, SkipLog
 from ..persistence import atomic_write_json, file_sha256
+from ..study.faces_section import FACES_STUDY_FORMAT as STUDY_FORMAT
 from ..study.runner import RunSummary, Step, run_steps
 from .models import DnnSettings, FaceModelSpec, evaluate_face_model, one_torch_thread, train_face_model
 
-STUDY_FORMAT = "bowlrp.faces-study"
 SIZES = {
     "small": {"tasks": ["age"], "epochs": 2, "lr": 5e-3, "map_faces": 4, "bootstrap": 1000},
     "default": {"tasks": ["age", "gender"], "epochs": 3, "lr": 2e-3, "map_faces": 6, "bootstrap": 2000},

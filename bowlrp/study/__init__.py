@@ -1,13 +1,14 @@
 """The whole FV-vs-DNN comparison on one dataset as one resumable study, and its HTML report
 (SPEC §6.6; ``bowlrp study``, ``bowlrp report``, ``make demo``).
 
-=================  ==================================================================================
-:mod:`.runner`     steps with digests of their inputs, records under ``STUDY/steps``, skip/resume
-:mod:`.plan`       sizes (``quick``, ``default``), settings, the study's classes, the data digest
-:mod:`.tasks`      the step functions (train, evaluate, explain, gallery, context, perturbation,
-                   SpRAy, artefacts) and the ordered plan
-:mod:`.report`     ``STUDY/report/index.html`` from the study's JSON files (Jinja2, figures beside it)
-=================  ==================================================================================
+=====================  ==================================================================================
+:mod:`.runner`         steps with digests of their inputs, records under ``STUDY/steps``, skip/resume
+:mod:`.plan`           sizes (``quick``, ``default``), settings, the study's classes, the data digest
+:mod:`.tasks`          the step functions (train, evaluate, explain, gallery, context, perturbation,
+                       SpRAy, artefacts) and the ordered plan
+:mod:`.report`         ``STUDY/report/index.html`` from the study's JSON files (Jinja2, figures beside it)
+:mod:`.faces_section`  the report's faces section, from a faces study in ``STUDY/faces`` or elsewhere
+=====================  ==================================================================================
 
 A study folder is pinned to its data and settings by ``STUDY/study.json``: continuing it with other
 data or settings is refused unless ``overwrite`` is given, and then only the steps whose inputs
@@ -24,6 +25,7 @@ from typing import Sequence
 
 from ..errors import BowlrpError
 from ..persistence import atomic_write_json
+from .faces_section import FACES_DIR, faces_digest
 from .plan import data_digest, default_jobs, study_classes, study_settings
 from .runner import RunSummary, run_steps
 
@@ -65,7 +67,8 @@ def check_study_folder(out: Path, digest: str, settings: dict, overwrite: bool) 
 
     path = out / STUDY_JSON
     if not path.is_file():
-        if out.exists() and any(out.iterdir()) and not overwrite:
+        # a faces study written into STUDY/faces first (make demo) is no reason to refuse the folder
+        if out.exists() and any(p.name != FACES_DIR for p in out.iterdir()) and not overwrite:
             raise BowlrpError(f"{out} is not empty and holds no {STUDY_JSON}; choose a new folder or give --overwrite")
         return None
     try:
@@ -106,5 +109,5 @@ def run_study(data: str | Path, out: str | Path, size: str = "default", classes:
                                          "created": (earlier or {}).get("created", now), "updated": now,
                                          "environment": environment()})
     tasks = StudyTasks(data, settings, n_jobs or default_jobs(), progress)
-    steps = build_steps(tasks, settings, digest, lambda root: build_report(root))
+    steps = build_steps(tasks, settings, digest, lambda root: build_report(root), faces_digest(out))
     return run_steps(out, steps, stream)

@@ -1,15 +1,16 @@
 """``STUDY/report/index.html``: one static page of a study, readable offline in any browser.
 
 Every number on the page is read from the study's JSON files (``evaluate/``, ``context/``,
-``perturbation/``, ``artefacts/``, ``spray/``, ``dataset/``, ``steps/``, ``study.json``) into one
+``perturbation/``, ``artefacts/``, ``spray/``, ``dataset/``, ``steps/``, ``study.json``, and the faces study's
+in ``faces/`` or given as ``faces``: :mod:`.faces_section`) into one
 dictionary, written beside the page as ``report/data.json`` and rendered by a Jinja2 template
 (autoescaped); the template holds words, never results. Figures are PNG files under
 ``report/figures/``: the study's own (gallery, context, curves, artefact bars, SpRAy) copied there,
 and two drawn here from the JSON (AP per class, mean perturbation curves). No script, no external URL.
+A faces study folder given alone as the study gives a page of its faces section and provenance.
 """
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -19,33 +20,32 @@ import numpy as np
 
 from ..errors import BowlrpError
 from ..persistence import atomic_write_bytes, atomic_write_json
+from ..persistence import read_json as _read
+from .faces_section import FACES_DIR, collect_faces, faces_figures, faces_folder, is_faces_study
 from .tasks import EXPLAINED, FAMILIES
 
 REPORT_DIR = "report"
 FIGURES = "figures"
 FAMILY_NAMES = {"fv": "Fisher vector + linear SVM", "bow": "rank-BoW + HIK SVM", "dnn": "network (LRP)"}
-SECTIONS = ("data", "accuracy", "gallery", "context", "perturbation", "spray", "artefacts", "provenance")
-
-
-def _read(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise BowlrpError(f"{path}: unreadable ({exc})") from None
+SECTIONS = ("data", "accuracy", "gallery", "context", "perturbation", "spray", "artefacts", "faces", "provenance")
+FACES_ONLY_SECTIONS = ("faces", "provenance")  # the page of a faces study folder given alone
 
 
 def _without(summary: dict | None, *keys: str) -> dict | None:
     return None if summary is None else {k: v for k, v in summary.items() if k not in keys}
 
 
-def collect(study: str | Path) -> dict:
-    """Everything the page shows, from the study's JSON files (figure paths relative to the study)."""
+def collect(study: str | Path, faces: str | Path | None = None) -> dict:
+    """Everything the page shows, from the study's JSON files (figure paths relative to the study) and those
+    of the faces study (``faces``, else ``study/faces`` when there is one; ``study`` may be a faces study)."""
     root = Path(study)
     meta = _read(root / "study.json")
     if meta is None:
         raise BowlrpError(f"{root}: not a study folder (no study.json); run 'bowlrp study' first")
+    if is_faces_study(meta):
+        if faces is not None:
+            raise BowlrpError(f"{root} is a faces study: give a 'bowlrp study' folder as --study to add --faces to")
+        return {"study": None, "faces": _faces(root, meta), "provenance": _provenance(root, meta)}
     settings = meta["settings"]
     classes = settings["classes"]
     data: dict[str, Any] = {"study": {"data": meta["data"], "size": settings["size"], "classes": classes,
@@ -97,8 +97,14 @@ def collect(study: str | Path) -> dict:
 
     data["spray"] = _spray(root)
     data["artefacts"] = {kind: _artefact(root, kind) for kind in ("watermark", "padding")}
+    folder = faces_folder(root, faces)
+    data["faces"] = None if folder is None else _faces(folder, _read(folder / "study.json"))
     data["provenance"] = _provenance(root, meta)
     return data
+
+
+def _faces(folder: Path, meta: dict) -> dict:
+    return {**collect_faces(folder, meta), "provenance": _provenance(folder, meta)}
 
 
 def _descriptors(root: Path, classes: list[str], settings: dict | None) -> dict | None:
@@ -162,13 +168,13 @@ def _provenance(root: Path, meta: dict) -> dict:
     for path in sorted((root / "steps").glob("*.json")):
         record = _read(path)
         steps.append({"name": record["name"], "status": record["status"], "seconds": record.get("seconds"),
-                      "finished": record.get("finished"), "line": (record.get("summary") or {}).get("line"),
-                      "digest": record["digest"][:12]})
+                      "started": record.get("started"), "finished": record.get("finished"),
+                      "line": (record.get("summary") or {}).get("line"), "digest": record["digest"][:12]})
     order = {name: i for i, name in enumerate(_step_order())}
-    steps.sort(key=lambda s: order.get(s["name"], len(order)))
-    return {"environment": meta.get("environment"), "settings": meta["settings"], "data_digest": meta["data_digest"],
-            "created": meta.get("created"), "updated": meta.get("updated"), "steps": steps,
-            "total_seconds": sum(s["seconds"] or 0.0 for s in steps)}
+    steps.sort(key=lambda s: (order.get(s["name"], len(order)), s["started"] or ""))  # a faces study's: as run
+    return {"data": meta["data"], "environment": meta.get("environment"), "settings": meta["settings"],
+            "data_digest": meta["data_digest"], "created": meta.get("created"), "updated": meta.get("updated"),
+            "steps": steps, "total_seconds": sum(s["seconds"] or 0.0 for s in steps)}
 
 
 def _step_order() -> list[str]:
@@ -251,8 +257,8 @@ def _number(value: Any, digits: int = 3, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def _percent(value: Any) -> str:
-    return "—" if value is None else f"{100 * value:.0f} %"
+def _percent(value: Any, digits: int = 0) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{100 * value:.{digits}f} %"
 
 
 def _figures(root: Path, data: dict) -> list[str]:
@@ -280,32 +286,46 @@ def render(data: dict) -> str:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _number
     env.filters["pct"] = _percent
-    return env.get_template("report.html").render(d=data, sections=SECTIONS, family_names=FAMILY_NAMES,
+    sections = SECTIONS if data["study"] else FACES_ONLY_SECTIONS
+    return env.get_template("report.html").render(d=data, sections=sections, family_names=FAMILY_NAMES,
                                                   figures=FIGURES)
 
 
-def build_report(study: str | Path) -> dict:
-    """Write ``STUDY/report/`` (``index.html``, ``data.json``, ``figures/``); returns a summary with the
-    page's path."""
-    root = Path(study)
-    data = collect(root)
-    out = root / REPORT_DIR
-    figures = out / FIGURES
-    for rel in _figures(root, data):
-        target = figures / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(root / rel, target)
-    data["figures"] = {}
+def _plots(data: dict, figures: Path) -> dict[str, str]:
+    """The figures drawn here from the JSON, written into ``figures``; their names by section."""
+    drawn = {}
     if data["accuracy"]["families"]:
         plot_accuracy(data["accuracy"], figures / "accuracy.png")
-        data["figures"]["accuracy"] = "accuracy.png"
+        drawn["accuracy"] = "accuracy.png"
     if data["perturbation"]:
         plot_mean_curves(data["perturbation"], figures / "perturbation.png")
-        data["figures"]["perturbation"] = "perturbation.png"
+        drawn["perturbation"] = "perturbation.png"
     if data["descriptors"]:
         plot_mean_curves({"fv descriptor replacement": data["descriptors"]}, figures / "descriptors.png",
                          tuple(data["descriptors"]["orders"]), "descriptor batches replaced")
-        data["figures"]["descriptors"] = "descriptors.png"
+        drawn["descriptors"] = "descriptors.png"
+    return drawn
+
+
+def _copy(source: Path, files: list[str], target: Path) -> None:
+    for rel in files:
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / rel, target / rel)
+
+
+def build_report(study: str | Path, faces: str | Path | None = None) -> dict:
+    """Write ``STUDY/report/`` (``index.html``, ``data.json``, ``figures/``), with the faces section of
+    ``faces`` or ``STUDY/faces`` (:func:`collect`); returns a summary with the page's path."""
+    root = Path(study)
+    data = collect(root, faces)
+    out = root / REPORT_DIR
+    figures = out / FIGURES
+    if data["faces"]:
+        _copy(Path(data["faces"]["source"]), faces_figures(data["faces"]), figures / FACES_DIR)
+    data["figures"] = {}
+    if data["study"]:
+        _copy(root, _figures(root, data), figures)
+        data["figures"] = _plots(data, figures)
     atomic_write_json(out / "data.json", data)
     atomic_write_bytes(out / "index.html", render(data).encode("utf-8"))
     return {"line": f"{out / 'index.html'}", "page": str(out / "index.html")}

@@ -362,8 +362,11 @@ class StudyTasks:
         return run
 
 
-def build_steps(tasks: StudyTasks, settings: dict, data_digest: str, report: Callable[[Path], dict]) -> list[Step]:
-    """The study's steps in order, each with the settings it depends on (see :mod:`.plan`)."""
+def build_steps(tasks: StudyTasks, settings: dict, data_digest: str, report: Callable[[Path], dict],
+                faces: str | None = None) -> list[Step]:
+    """The study's steps in order, each with the settings it depends on (see :mod:`.plan`); ``faces`` is the
+    digest of the faces study in ``STUDY/faces`` (:func:`.faces_section.faces_digest`; None: there is none),
+    so the report is written again when that study changes."""
     common = {"classes": settings["classes"], "seed": settings["seed"], "bowlrp": settings["bowlrp"]}
     steps = [Step("data", tasks.data_summary, ["dataset"], {"data_digest": data_digest, **common},
                   title="summarise the dataset")]
@@ -400,5 +403,6 @@ def build_steps(tasks: StudyTasks, settings: dict, data_digest: str, report: Cal
         steps.append(Step(kind, tasks.artefact(kind), [f"artefacts/{kind}"],
                           {**common, "artefacts": settings["artefacts"]}, ("data", *trained),
                           f"artefact experiment: {kind}"))
-    steps.append(Step("report", report, ["report"], {}, tuple(s.name for s in steps), "write the HTML report"))
+    steps.append(Step("report", report, ["report"], {} if faces is None else {"faces": faces},
+                      tuple(s.name for s in steps), "write the HTML report"))
     return steps
