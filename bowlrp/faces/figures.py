@@ -54,15 +54,17 @@ def accuracy_figure(rows: Sequence[dict], swaps: Sequence[dict], path: Path) -> 
 
 def maps_figure(images: Sequence[np.ndarray], maps: Sequence[np.ndarray], classes: Sequence[str],
                 truths: Sequence[str], path: Path) -> None:
-    """One row per face: the face, then the relevance map of every class (red positive, blue negative)."""
+    """One row per face: the face, then the relevance map of every class (red positive, blue negative), each
+    map on its own symmetric scale: the outputs' scores differ by an order of magnitude, and on one scale
+    per face the weaker outputs' maps (often the true class') would be blank."""
     plt = _pyplot()
     n, c = len(images), len(classes)
     fig, axes = plt.subplots(n, c + 1, figsize=(1.3 * (c + 1), 1.4 * n), squeeze=False)
     for i, (img, m) in enumerate(zip(images, maps)):
         axes[i, 0].imshow(np.clip(img, 0, 1))
         axes[i, 0].set_title(f"true {truths[i]}", fontsize=7)
-        scale = float(np.abs(m).max()) or 1.0
         for k in range(c):
+            scale = float(np.abs(m[k]).max()) or 1.0
             axes[i, k + 1].imshow(m[k], cmap="bwr", vmin=-scale, vmax=scale)
             if i == 0:
                 axes[i, k + 1].set_title(classes[k], fontsize=7)
