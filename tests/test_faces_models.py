@@ -12,8 +12,9 @@ from sklearn.metrics import accuracy_score, confusion_matrix
 
 from bowlrp.data.adience import open_adience
 from bowlrp.data.synth.faces import generate_toyfaces
+from bowlrp.dnn.config import TrainConfig
 from bowlrp.errors import BowlrpError, SkipLog
-from bowlrp.faces.models import (DnnSettings, FaceModelSpec, FisherSettings, accuracy_summary, evaluate_face_model,
+from bowlrp.faces.models import (FaceModelSpec, FisherSettings, accuracy_summary, evaluate_face_model,
                                  face_scores, one_vs_rest, train_face_model)
 
 BOWLRP = [sys.executable, "-m", "bowlrp"]
@@ -27,7 +28,7 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def age_net(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("age") / "net"
-    spec = FaceModelSpec(task="age", align="inplane", folds=(0, 1), dnn=DnnSettings(epochs=1, crop=32))
+    spec = FaceModelSpec(task="age", align="inplane", folds=(0, 1), dnn=TrainConfig(epochs=1, crop=32))
     train_face_model(tiny, spec, out, report=lambda m: None)
     return out
 
@@ -70,7 +71,7 @@ def test_init_keeps_every_layer_but_the_last(age_net, tiny, tmp_path):
 
     out = tmp_path / "from-age"
     spec = FaceModelSpec(task="gender", align="inplane", folds=(0,), init=str(age_net),
-                         dnn=DnnSettings(epochs=1, lr=1e-12, crop=32))
+                         dnn=TrainConfig(epochs=1, lr=1e-12, crop=32))
     train_face_model(tiny, spec, out, report=lambda m: None)
     a = torch.load(age_net / "weights.pt", weights_only=True)
     b = torch.load(out / "weights.pt", weights_only=True)
@@ -79,7 +80,7 @@ def test_init_keeps_every_layer_but_the_last(age_net, tiny, tmp_path):
     assert b["classifier.3.weight"].shape[0] == 2  # a new last layer for the gender classes
     scratch = tmp_path / "scratch"
     train_face_model(tiny, FaceModelSpec(task="gender", align="inplane", folds=(0,),
-                                         dnn=DnnSettings(epochs=1, lr=1e-12, crop=32, seed=5)), scratch,
+                                         dnn=TrainConfig(epochs=1, lr=1e-12, crop=32, seed=5)), scratch,
                      report=lambda m: None)
     c = torch.load(scratch / "weights.pt", weights_only=True)
     assert not torch.allclose(a[conv[0]], c[conv[0]])

@@ -12,7 +12,7 @@ from ..errors import BowlrpError
 from ..model import load_model
 from ..persistence import atomic_write_json
 from ..runs import contains_class, labelled_split
-from .common import add_data_source, add_model, non_negative_int, note, positive_float, positive_int
+from .common import add_data_source, add_device, add_model, non_negative_int, note, positive_float, positive_int
 
 
 def _colour(text: str) -> tuple[float, float, float]:
@@ -36,7 +36,7 @@ def _common(parser: argparse.ArgumentParser, default_class: str) -> None:
     parser.add_argument("--json", required=True, metavar="OUT.json", help="results (see the description)")
     parser.add_argument("--plot", metavar="OUT.png", help="bar chart with 95 %% intervals (default: OUT.json's "
                                                           "path with .png)")
-    parser.add_argument("--device", default=None, help="device of a DNN model (cpu, cuda, cuda:N)")
+    add_device(parser, None)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(outputs={"json": "file", "plot": "file"})
 

@@ -84,8 +84,17 @@ def add_data_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("voc", "folder"), default="voc",
                         help="voc: VOCdevkit layout (ImageSets/Main, Annotations, JPEGImages); "
                              "folder: one sub-folder per class (default voc)")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop at the first unusable file instead of skipping and counting it")
+    add_strict(parser, "file instead of skipping and counting it")
+
+
+def add_device(parser, default: str | None = "cpu") -> None:
+    """``--device`` of a network (a parser or argument group); ``None`` leaves it to the command (cpu)."""
+    parser.add_argument("--device", default=default, help="DNN models: cpu, cuda or cuda:N (default cpu)")
+
+
+def add_strict(parser, what: str = "image") -> None:
+    """``--strict``: the first unusable ``what`` stops the run instead of being a counted skip."""
+    parser.add_argument("--strict", action="store_true", help=f"stop at the first unusable {what}")
 
 
 def add_model(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -115,7 +124,7 @@ def add_explain_targets(parser: argparse.ArgumentParser, model_required: bool = 
     whole.add_argument("--format", choices=("voc", "folder"), default="voc", help="dataset layout (default voc)")
     whole.add_argument("--split", default="test", help="split to explain (default test)")
     whole.add_argument("--store", metavar="OUT.h5", help="HDF5 store to write")
-    parser.add_argument("--strict", action="store_true", help="stop at the first unusable image")
+    add_strict(parser)
 
 
 def explain_form(args: argparse.Namespace) -> str:

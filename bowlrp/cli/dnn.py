@@ -22,9 +22,9 @@ import logging
 from ..dnn.archs import ARCH_NAMES, TORCHVISION_ARCHS
 from ..errors import BowlrpError
 from ..runs import classes_with_positives, labelled_split
-from .common import (add_data_source, add_explain_targets, csv_list, family_specific, non_negative_int, note,
+from .common import (add_data_source, add_device, add_explain_targets, csv_list, family_specific, non_negative_int, note,
                      positive_float, positive_int, report_skips, skip_log)
-from .models import (DNN_OPTIONS, EXPLAIN_FILES, EXPLAIN_OUTPUTS, add_device, add_dnn_explain_options,
+from .models import (DNN_OPTIONS, EXPLAIN_FILES, EXPLAIN_OUTPUTS, add_dnn_explain_options,
                      add_evaluate_parser, add_predict_parser, run_explain)
 
 DNN_HELP = "train PyTorch networks; evaluate, predict and explain them (as the commands of any model do)"

@@ -10,7 +10,7 @@ import sys
 from ..data.adience import ALIGN_CHOICES, parse_folds
 from ..errors import BowlrpError
 from ..persistence import atomic_write_json
-from .common import non_negative_int, positive_float, positive_int, report_skips, skip_log
+from .common import add_device, add_strict, non_negative_int, positive_float, positive_int, report_skips, skip_log
 
 
 def _folds(text: str) -> tuple[int, ...]:
@@ -58,8 +58,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     train.add_argument("--crop", type=positive_int, default=None, metavar="PX", help="crop side (default 7/8 of --size)")
     train.add_argument("--gmm-k", type=positive_int, default=32, metavar="K", help="fisher: GMM components (default 32)")
     train.add_argument("--seed", type=non_negative_int, default=0, help="seed of weights, batch order, sampling (default 0)")
-    train.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
-    train.add_argument("--strict", action="store_true", help="stop at the first unusable row or image")
+    add_device(train)
+    add_strict(train, "row or image")
     train.add_argument("--no-progress", action="store_true", help="no per-epoch messages")
     train.set_defaults(handler=run_train, outputs={"out": "folder"})
 
@@ -75,8 +75,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                                "set, as Table 5.3)")
     evaluate.add_argument("--json", metavar="OUT.json",
                           help="write {task, accuracy, one_off_accuracy, n_images, confusion, classes, align, ...}")
-    evaluate.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
-    evaluate.add_argument("--strict", action="store_true", help="stop at the first unusable row or image")
+    add_device(evaluate)
+    add_strict(evaluate, "row or image")
     evaluate.set_defaults(handler=run_evaluate, outputs={"json": "file"})
 
     study = actions.add_parser("study", parents=[common], help="the preprocessing x initialisation study, resumable",
@@ -106,7 +106,8 @@ def _report(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..faces.models import DnnSettings, FaceModelSpec, FisherSettings, train_face_model
+    from ..dnn.config import TrainConfig
+    from ..faces.models import FaceModelSpec, FisherSettings, train_face_model
 
     if args.family == "dnn":
         from ..dnn.classifier import check_device
@@ -118,11 +119,11 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         device = "cpu"
     spec = FaceModelSpec(task=args.task, align=args.align, family=args.family, folds=args.folds, init=args.init,
-                         dnn=DnnSettings(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                         size=args.size, crop=args.crop, seed=args.seed, device=device),
+                         dnn=TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                         size=args.size, crop=args.crop, seed=args.seed),
                          fisher=FisherSettings(gmm_k=args.gmm_k, seed=args.seed))
     skips = skip_log(args)
-    record = train_face_model(args.data, spec, args.out, skips, _report(args))
+    record = train_face_model(args.data, spec, args.out, skips, _report(args), device)
     print(f"model written to {args.out}: {args.family} for {args.task} on {args.align} faces of folds "
           f"{','.join(map(str, args.folds))} ({record['n_images']} images)")
     report_skips(skips)

@@ -15,7 +15,7 @@ from ..model import Model, family_of, load_model, method_for
 from ..persistence import atomic_write_json
 from ..runs import evaluate, explain_files, explain_split, labelled_split
 from ..svm.metrics import format_ap_table
-from .common import (FAMILY_LABELS, add_evaluate_arguments, add_explain_targets, add_model, add_parallel, apply_family,
+from .common import (FAMILY_LABELS, add_device, add_evaluate_arguments, add_explain_targets, add_model, add_parallel, add_strict, apply_family,
                      data_settings, exit_status, explain_form, family_specific, float_at_least, non_negative_float,
                      non_negative_int, parallel_options, positive_float, report_skips, skip_log)
 
@@ -37,10 +37,6 @@ THESIS_HELP = ("epsilon 0.01 on dense layers, alpha=2, beta=1 on convolutions, f
                "layers")
 
 
-def add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu", help="DNN models: cpu (default) or cuda / cuda:N")
-
-
 def add_evaluate_parser(actions, common: argparse.ArgumentParser, help: str, description: str,
                         networks_only: bool = False) -> argparse.ArgumentParser:
     """An ``evaluate`` command (``bowlrp evaluate``, ``bowlrp dnn evaluate``) run by :func:`run_evaluate`."""
@@ -60,7 +56,7 @@ def add_predict_parser(actions, common: argparse.ArgumentParser, networks_only: 
     add_model(predict)
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files to score (JPEG, PNG, ...)")
     predict.add_argument("--json", metavar="OUT.json", help="write {classes, scores: {image: {class: f}}, skipped}")
-    predict.add_argument("--strict", action="store_true", help="stop at the first unusable image")
+    add_strict(predict)
     _family_options(predict, networks_only)
     predict.set_defaults(handler=run_predict, outputs={"json": "file"})
     return predict

@@ -11,7 +11,7 @@ from ..analysis.region_perturbation import ORDER_KINDS, PerturbationConfig, Regi
 from ..errors import BowlrpError
 from ..model import load_model
 from ..runs import labelled_split
-from .common import (add_data_source, add_model, add_parallel, csv_list, data_settings, non_negative_int,
+from .common import (add_data_source, add_device, add_model, add_parallel, csv_list, data_settings, non_negative_int,
                      parallel_options, positive_int, report_skips, skip_log)
 
 
@@ -66,7 +66,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                          help="replacement values: 'uniform' in [0, 1] (default) or a constant")
     perturb.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     perturb.add_argument("--batch-size", type=positive_int, default=64, help="perturbed images scored at once (default 64)")
-    perturb.add_argument("--device", default=None, help="device of a DNN model (cpu, cuda, cuda:N)")
+    add_device(perturb, None)
     perturb.add_argument("--json", required=True, metavar="OUT.json", help="curves and AOPC per order (and per image)")
     perturb.add_argument("--plot", metavar="OUT.png", help="plot of the mean curves")
     add_parallel(perturb)

@@ -29,29 +29,13 @@ from bowlrp.errors import BowlrpError, SkipLog
 from bowlrp.persistence import atomic_write_bytes, atomic_write_json
 from bowlrp.progress import progress
 
+from .config import TrainConfig
 from .io import load_tensors, save_network, tensor_bytes
 from .models import HEAD, INPUT_GEOMETRY, build
 from .preprocess import N_CROPS, cut, image_tensor, normalize, square
 
 log = logging.getLogger(__name__)
 CHECKPOINT, CHECKPOINT_JSON = "checkpoint.pt", "checkpoint.json"
-
-
-@dataclass
-class TrainConfig:
-    arch: str = "smallcnn"
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
-    size: int | None = None   # longest side after resizing (default per architecture)
-    crop: int | None = None   # square crop (default per architecture)
-    weights: str | None = None  # torchvision-layout state dict to start from
-
-    def geometry(self) -> tuple[int, int]:
-        size, crop = INPUT_GEOMETRY[self.arch]
-        return self.size or size, self.crop or crop
 
 
 def hinge_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ small-size training 4-5x slower in CPU and wall time on a 2-core machine (5.6 s 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -27,24 +27,15 @@ import numpy as np
 
 from ..data.adience import AGE_GROUPS, TASKS, alignments_of, open_adience
 from ..data.images import read_image
+from ..dnn.config import TrainConfig
 from ..errors import BowlrpError, ModelError, SkipLog
 from ..persistence import atomic_write_json
 
 FACES_JSON = "faces.json"
 FORMAT = "bowlrp.faces"
 FAMILIES = ("dnn", "fisher")
-
-
-@dataclass
-class DnnSettings:
-    arch: str = "smallcnn"
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 2e-3
-    size: int | None = None
-    crop: int | None = None
-    seed: int = 0
-    device: str = "cpu"
+#: epochs of a faces network unless told (a VOC network's :class:`TrainConfig` default is 20)
+DEFAULT_EPOCHS = 3
 
 
 @dataclass
@@ -67,7 +58,7 @@ class FaceModelSpec:
     family: str = "dnn"
     folds: tuple[int, ...] = (0, 1, 2, 3)
     init: str | None = None
-    dnn: DnnSettings = field(default_factory=DnnSettings)
+    dnn: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=DEFAULT_EPOCHS))
     fisher: FisherSettings = field(default_factory=FisherSettings)
 
 
@@ -102,8 +93,9 @@ def init_weights(init: str | Path) -> Path:
 
 
 def train_face_model(data: str | Path, spec: FaceModelSpec, out: str | Path, skips: SkipLog | None = None,
-                     report: Callable[[str], None] = print) -> dict:
-    """Train ``spec`` on the faces of ``data`` in ``spec.folds``; write the model directory ``out``.
+                     report: Callable[[str], None] = print, device: str = "cpu") -> dict:
+    """Train ``spec`` on the faces of ``data`` in ``spec.folds`` (a network on ``device``); write the model
+    directory ``out``.
 
     Returns the ``faces.json`` record (plus ``n_images``).
     """
@@ -122,16 +114,14 @@ def train_face_model(data: str | Path, spec: FaceModelSpec, out: str | Path, ski
     targets = one_vs_rest(labels, len(classes))
     out = Path(out)
     if spec.family == "dnn":
-        from ..dnn.train import TrainConfig, train
+        from ..dnn.train import train
 
         d = spec.dnn
-        side = int(read_image(paths[0]).shape[0])
-        size = d.size or side
-        config = TrainConfig(arch=d.arch, epochs=d.epochs, batch_size=d.batch_size, lr=d.lr, seed=d.seed,
-                             size=size, crop=d.crop or max(8, round(size * 7 / 8)),
-                             weights=str(init_weights(spec.init)) if spec.init else None)
+        size = d.size or int(read_image(paths[0]).shape[0])
+        config = replace(d, size=size, crop=d.crop or max(8, round(size * 7 / 8)),
+                         weights=str(init_weights(spec.init)) if spec.init else d.weights)
         with one_torch_thread():
-            train(config, paths, targets, classes, out, d.device, skips, report)
+            train(config, paths, targets, classes, out, device, skips, report)
     else:
         from ..pipeline import PipelineConfig, train_model
 
@@ -241,5 +231,5 @@ def evaluate_face_model(directory: str | Path, data: str | Path, folds: Sequence
             "folds": list(folds), "skipped": skips.as_list()}
 
 
-__all__ = ["AGE_GROUPS", "DnnSettings", "FaceModelSpec", "FisherSettings", "accuracy_summary",
+__all__ = ["AGE_GROUPS", "FaceModelSpec", "FisherSettings", "accuracy_summary",
            "evaluate_face_model", "face_scores", "one_torch_thread", "one_vs_rest", "read_face_model", "train_face_model"]

@@ -39,7 +39,8 @@ from ..errors import BowlrpError, SkipLog
 from ..persistence import atomic_write_json, file_sha256
 from ..study.faces_section import FACES_STUDY_FORMAT as STUDY_FORMAT
 from ..study.runner import RunSummary, Step, run_steps
-from .models import DnnSettings, FaceModelSpec, evaluate_face_model, one_torch_thread, train_face_model
+from ..dnn.config import TrainConfig
+from .models import FaceModelSpec, evaluate_face_model, one_torch_thread, train_face_model
 
 SIZES = {
     "small": {"tasks": ["age"], "epochs": 2, "lr": 5e-3, "map_faces": 4, "bootstrap": 1000},
@@ -83,7 +84,7 @@ class FacesStudy:
         if init == "pretrained":
             source = s["init"]["file"] if s["init"] else str(_model_dir(root, model_name(OTHER[task], "mixed", "random")))
         return FaceModelSpec(task=task, align=align, folds=TRAIN_FOLDS, init=source,
-                             dnn=DnnSettings(epochs=s["epochs"], lr=s["lr"], seed=s["seed"]))
+                             dnn=TrainConfig(epochs=s["epochs"], lr=s["lr"], seed=s["seed"]))
 
     def train(self, task: str, align: str, init: str):
         def run(root: Path) -> dict:
