@@ -28,8 +28,10 @@ def _save(fig, path: Path) -> None:
 
 
 def accuracy_figure(rows: Sequence[dict], swaps: Sequence[dict], path: Path) -> None:
-    """Grouped bars: accuracy per task x alignment x initialisation, and own vs swapped test set."""
+    """Grouped bars: accuracy per task x alignment x initialisation, and own vs swapped test set (networks;
+    rows of another ``family`` are left out)."""
     plt = _pyplot()
+    rows = [r for r in rows if r.get("family", "dnn") == "dnn"]
     tasks = sorted({r["task"] for r in rows})
     fig, axes = plt.subplots(1, 2 * len(tasks), figsize=(4.2 * 2 * len(tasks), 3.2), squeeze=False)
     for t, task in enumerate(tasks):
@@ -84,13 +86,21 @@ def regions_figure(result: dict, path: Path) -> None:
         _save(fig, path)
         return
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    by_output = age["smile"]["mouth_density_by_output"]
-    names = list(by_output)
-    means = np.array([by_output[k]["mean"] for k in names])
-    err = np.array([[by_output[k]["mean"] - by_output[k]["lo"], by_output[k]["hi"] - by_output[k]["mean"]]
-                    for k in names]).T
-    colours = ["tab:red" if k in age["smile"]["inside_classes"] else "tab:grey" for k in names]
-    axes[0].bar(names, means, yerr=err, color=colours)
+    names = list(age["smile"]["mouth_density_by_output"])
+    smiles = [("network", age)] + [("FV", m) for m in result["models"].values()
+                                   if m.get("family") == "fisher" and m.get("smile")]
+    width = 0.8 / len(smiles)
+    for k, (label, model) in enumerate(smiles):  # the network's bars, beside them the FV model's, hatched
+        by_output = model["smile"]["mouth_density_by_output"]
+        means = np.array([by_output[c]["mean"] for c in names])
+        err = np.array([[by_output[c]["mean"] - by_output[c]["lo"], by_output[c]["hi"] - by_output[c]["mean"]]
+                        for c in names]).T
+        colours = ["tab:red" if c in age["smile"]["inside_classes"] else "tab:grey" for c in names]
+        axes[0].bar(np.arange(len(names)) + k * width, means, width, yerr=err, color=colours, label=label,
+                    hatch="//" if k else None, edgecolor="k" if k else None)
+    axes[0].set_xticks(np.arange(len(names)) + width * (len(smiles) - 1) / 2, names)
+    if len(smiles) > 1:
+        axes[0].legend(fontsize=7)
     axes[0].tick_params(axis="x", labelrotation=45, labelsize=7)
     axes[0].axhline(1.0, color="k", lw=0.6)
     axes[0].set_title("smiling faces: mouth relevance density per age output", fontsize=9)

@@ -4,7 +4,9 @@ smile bias of Appendix D.2).
 Maps: the centre crop of the squared face explained with the project's DNN LRP (the thesis composite),
 started at the class score ``f_c(x)`` (so evidence for class c is positive whatever the sign of the
 score), summed over colour channels and mapped back to image coordinates
-(:func:`bowlrp.dnn.preprocess.to_original`).
+(:func:`bowlrp.dnn.preprocess.to_original`). A Fisher-vector faces model is explained on the whole face by
+the family's own LRP (:meth:`bowlrp.pipeline.BowModel.explain` with its default method: epsilon with eps 0,
+the SVM bias kept out of the map), so its maps conserve: ``sum(map_c) + b_c == f_c(x)`` (the bias is returned).
 
 Region measures, from a region label map (``toyfaces`` ``regions/``; codes
 :data:`bowlrp.data.synth.facedraw.REGION_LABELS`), on the positive part ``R+`` of a map:
@@ -17,7 +19,7 @@ Spread: percentile bootstrap over faces (:func:`bootstrap_mean`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -42,6 +44,37 @@ def explain_every_class(model, image: np.ndarray) -> tuple[np.ndarray, np.ndarra
     maps = relevance.sum(1).cpu().numpy()
     return (np.stack([to_original(m, image.shape[:2], size, crop) for m in maps]),
             scores[0].cpu().numpy().astype(np.float64))
+
+
+def fisher_every_class(model, image: np.ndarray,
+                       classes: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Relevance maps ``(n_classes, H, W)`` float32 of every class of a Fisher-vector ``model``
+    (:class:`bowlrp.pipeline.BowModel`) for one ``(H, W, 3)`` image in [0, 1], its class scores ``(n_classes,)``
+    and the relevance each class's SVM bias keeps ``(n_classes,)`` (the map plus it is the score); classes in
+    the order of ``classes`` (default the model's)."""
+    method = model.explanation_method()
+    books = [model.explain(image, c, method) for c in (classes or model.class_names)]
+    return (np.stack([e.relevance for e in books]).astype(np.float32),
+            np.array([e.score for e in books], np.float64), np.array([e.bias_relevance for e in books], np.float64))
+
+
+def face_explainer(model_dir: str | Path,
+                   device: str = "cpu") -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """The maps of every class of the faces model in ``model_dir`` (either family), as a function of one
+    ``(H, W, 3)`` image: ``(maps, scores, bias)`` as :func:`fisher_every_class` (classes in ``faces.json``
+    order); ``bias`` is None for a network (its rules leave relevance in every layer's biases)."""
+    from .models import read_face_model
+
+    record = read_face_model(model_dir)
+    if record["family"] == "fisher":
+        from ..pipeline import load_bow_model
+
+        fv = load_bow_model(model_dir)
+        return lambda image: fisher_every_class(fv, image, record["classes"])
+    from ..dnn.io import load_network
+
+    network = load_network(model_dir, device)
+    return lambda image: (*explain_every_class(network, image), None)
 
 
 def region_measures(relevance: np.ndarray, labels: np.ndarray, codes: dict[str, int],
@@ -78,13 +111,12 @@ def bootstrap_mean(values: Sequence[float], n_boot: int = 2000, seed: int = 0,
 def face_region_table(model_dir: str | Path, items: Sequence[tuple[Path, Path]], codes: dict[str, int],
                       device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each (image, region map) pair: region densities ``(n, n_classes, n_regions)``, masses (same shape)
-    and class scores ``(n, n_classes)``, regions in :data:`FACE_REGIONS` order."""
-    from ..dnn.io import load_network
-
-    model = load_network(model_dir, device)
+    and class scores ``(n, n_classes)`` of the faces model in ``model_dir`` (either family), regions in
+    :data:`FACE_REGIONS` order."""
+    explain = face_explainer(model_dir, device)
     densities, masses, scores = [], [], []
     for image_path, region_path in items:
-        maps, s = explain_every_class(model, load_image(image_path))
+        maps, s, _ = explain(load_image(image_path))
         labels = _labels(region_path)
         per_class = [region_measures(m, labels, codes) for m in maps]
         densities.append([[pc[r]["density"] for r in FACE_REGIONS] for pc in per_class])

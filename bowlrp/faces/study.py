@@ -8,11 +8,16 @@ Steps::
     train-<task>-<align>-pretrained   from a checkpoint: --init FILE, else the random-weights network of the
                                       other task on mixed faces of the training folds (a related task, as the
                                       thesis pre-trains on another face data set)
-    evaluate                          accuracy.json: Table 5.2 analogue (held-out fold, own alignment) and
-                                      Table 5.3 (rotation <-> in-plane test-set swapping); accuracy.png
-    maps                              maps.png / maps.json: LRP of every class for a few faces (Fig. D.4)
+    train-age-inplane-fisher          a Fisher-vector age model (dense SIFT, GMM, linear SVMs) on in-plane faces,
+                                      so that both families' face heatmaps can be compared as on VOC
+    evaluate                          accuracy.json: Table 5.2 analogue (held-out fold, own alignment; rows carry
+                                      their "family", the FV model's has init null) and Table 5.3 (rotation <->
+                                      in-plane test-set swapping, networks); accuracy.png
+    maps                              maps.png / maps.json: LRP of every class for a few faces (Fig. D.4), the
+                                      FV model's for the same faces in maps-fisher.png and maps.json "fisher"
     regions                           regions.json: relevance mass and density on the landmark regions per age
-                                      group and gender, and the smile test on smiling faces; regions.png
+                                      group and gender, and the smile test on smiling faces, for the in-plane
+                                      networks ("age", "gender") and the FV model ("age-fisher"); regions.png
 
 Sizes: ``small`` (CI) trains the age task only (and the gender network it starts from), 2 epochs on toyfaces
 small (6 epochs at 3e-3 learn the 191 training faces better, 36 % vs 21 % in-plane age accuracy, but
@@ -40,16 +45,26 @@ from ..persistence import atomic_write_json, file_sha256
 from ..study.faces_section import FACES_STUDY_FORMAT as STUDY_FORMAT
 from ..study.runner import RunSummary, Step, run_steps
 from ..dnn.config import TrainConfig
-from .models import FaceModelSpec, evaluate_face_model, one_torch_thread, train_face_model
+from .models import FaceModelSpec, FisherSettings, evaluate_face_model, one_torch_thread, train_face_model
 
+#: "fisher": the FV model's :class:`FisherSettings` (small: 8 Gaussians on 32 PCA dimensions, about 15 s in all
+#: on toyfaces small; default: the faces defaults)
 SIZES = {
-    "small": {"tasks": ["age"], "epochs": 2, "lr": 5e-3, "map_faces": 4, "bootstrap": 1000},
-    "default": {"tasks": ["age", "gender"], "epochs": 3, "lr": 2e-3, "map_faces": 6, "bootstrap": 2000},
+    "small": {"tasks": ["age"], "epochs": 2, "lr": 5e-3, "map_faces": 4, "bootstrap": 1000,
+              "fisher": {"gmm_k": 8, "pca_dims": 32, "max_descriptors": 20_000}},
+    "default": {"tasks": ["age", "gender"], "epochs": 3, "lr": 2e-3, "map_faces": 6, "bootstrap": 2000,
+                "fisher": {}},
 }
 ALIGNS = ("rotation", "inplane", "mixed")
 INITS = ("random", "pretrained")
 TRAIN_FOLDS, TEST_FOLD = (0, 1, 2, 3), 4
 OTHER = {"age": "gender", "gender": "age"}
+
+
+#: the Fisher-vector model's task and alignment, and its name (a step and a folder under models/)
+FISHER_TASK, FISHER_ALIGN = "age", "inplane"
+FISHER_MODEL = f"train-{FISHER_TASK}-{FISHER_ALIGN}-fisher"
+FISHER_KEY = f"{FISHER_TASK}-fisher"  # its entry in regions.json "models"
 
 
 def model_name(task: str, align: str, init: str) -> str:
@@ -86,12 +101,21 @@ class FacesStudy:
         return FaceModelSpec(task=task, align=align, folds=TRAIN_FOLDS, init=source,
                              dnn=TrainConfig(epochs=s["epochs"], lr=s["lr"], seed=s["seed"]))
 
+    def fisher_spec(self) -> FaceModelSpec:
+        s = self.settings
+        return FaceModelSpec(task=FISHER_TASK, align=FISHER_ALIGN, family="fisher", folds=TRAIN_FOLDS,
+                             fisher=FisherSettings(**s["fisher"], seed=s["seed"]))
+
+    def train_fisher(self):
+        return self._train(FISHER_MODEL, lambda root: self.fisher_spec())
+
     def train(self, task: str, align: str, init: str):
+        return self._train(model_name(task, align, init), lambda root: self.spec(task, align, init, root))
+
+    def _train(self, name: str, spec):
         def run(root: Path) -> dict:
-            name = model_name(task, align, init)
             skips = SkipLog()
-            record = train_face_model(self.data, self.spec(task, align, init, root), _model_dir(root, name), skips,
-                                      report=lambda m: None)
+            record = train_face_model(self.data, spec(root), _model_dir(root, name), skips, report=lambda m: None)
             return {"line": f"{record['n_images']} images, {len(skips)} skip(s)", "n_images": record["n_images"],
                     "skipped": len(skips)}
         return run
@@ -104,19 +128,22 @@ class FacesStudy:
             for init in INITS:
                 for align in ALIGNS:
                     r = evaluate_face_model(_model_dir(root, model_name(task, align, init)), self.data, (TEST_FOLD,))
-                    rows.append({"task": task, "align": align, "init": init, **_brief(r)})
+                    rows.append({"task": task, "align": align, "init": init, "family": "dnn", **_brief(r)})
                     if align != "mixed":  # Table 5.3: the other alignment's test images
                         other = "inplane" if align == "rotation" else "rotation"
                         s = evaluate_face_model(_model_dir(root, model_name(task, align, init)), self.data,
                                                 (TEST_FOLD,), align=other)
                         swaps.append({"task": task, "init": init, "trained": align, "tested": other, **_brief(s),
                                       "own_accuracy": r["accuracy"], "drop": r["accuracy"] - s["accuracy"]})
+        fv = evaluate_face_model(_model_dir(root, FISHER_MODEL), self.data, (TEST_FOLD,))
+        rows.append({"task": FISHER_TASK, "align": FISHER_ALIGN, "init": None, "family": "fisher", **_brief(fv)})
         (root / "evaluate").mkdir(parents=True, exist_ok=True)
         atomic_write_json(root / "evaluate" / "accuracy.json", {"test_fold": TEST_FOLD, "train_folds": list(TRAIN_FOLDS),
                                                                 "table": rows, "swapping": swaps})
         accuracy_figure(rows, swaps, root / "evaluate" / "accuracy.png")
-        best = max(rows, key=lambda r: r["accuracy"])
-        return {"line": f"best {best['task']} {best['align']}/{best['init']}: {100 * best['accuracy']:.1f} %; mean swap "
+        best = max((r for r in rows if r["family"] == "dnn"), key=lambda r: r["accuracy"])
+        return {"line": f"best network {best['task']} {best['align']}/{best['init']}: {100 * best['accuracy']:.1f} %; "
+                        f"FV {FISHER_TASK} {FISHER_ALIGN}: {100 * fv['accuracy']:.1f} %; mean swap "
                         f"drop {100 * np.mean([s['drop'] for s in swaps]):.1f} points"}
 
     def _test_faces(self, task: str, align: str):
@@ -126,11 +153,9 @@ class FacesStudy:
 
     def maps(self, root: Path) -> dict:
         from ..data.images import load_image
-        from ..dnn.io import load_network
         from .figures import maps_figure
-        from .regions import explain_every_class
+        from .regions import face_explainer
 
-        model = load_network(_model_dir(root, model_name("age", "inplane", "random")))
         paths, labels, faces = self._test_faces("age", "inplane")
         truth = _ground_truth(self.data)
         # faces of different groups, smiling ones first, so the smile's relevance is on the page
@@ -144,16 +169,25 @@ class FacesStudy:
             if len(chosen) == self.settings["map_faces"]:
                 break
         images = [load_image(paths[i]) for i in chosen]
-        results = [explain_every_class(model, img) for img in images]
         out = root / "maps"
         out.mkdir(parents=True, exist_ok=True)
-        maps_figure(images, [m for m, _ in results], list(AGE_GROUPS), [AGE_GROUPS[labels[i]] for i in chosen],
-                    out / "maps.png")
-        atomic_write_json(out / "maps.json", {"model": model_name("age", "inplane", "random"), "faces": [
-            {"face": faces[i].key, "group": AGE_GROUPS[labels[i]], "smiling": truth.get(faces[i].face_id, {}).get("smiling"),
-             "scores": [float(v) for v in s], "relevance_sum": [float(m_.sum()) for m_ in m]}
-            for i, (m, s) in zip(chosen, results)]})
-        return {"line": f"{len(chosen)} faces x {len(AGE_GROUPS)} classes"}
+        truths = [AGE_GROUPS[labels[i]] for i in chosen]
+
+        def explain(name: str, figure: str) -> dict:  # one model's maps of every class for the chosen faces
+            every_class = face_explainer(_model_dir(root, name))
+            results = [every_class(img) for img in images]
+            maps_figure(images, [m for m, _, _ in results], list(AGE_GROUPS), truths, out / figure)
+            return {"model": name, "faces": [
+                {"face": faces[i].key, "group": AGE_GROUPS[labels[i]],
+                 "smiling": truth.get(faces[i].face_id, {}).get("smiling"), "scores": [float(v) for v in s],
+                 "relevance_sum": [float(m_.sum(dtype=np.float64)) for m_ in m],
+                 **({} if b is None else {"bias_relevance": [float(v) for v in b]})}
+                for i, (m, s, b) in zip(chosen, results)]}
+
+        network = explain(model_name("age", "inplane", "random"), "maps.png")
+        fisher = explain(FISHER_MODEL, "maps-fisher.png")  # the same faces; its map plus the bias is the score
+        atomic_write_json(out / "maps.json", {**network, "fisher": fisher})
+        return {"line": f"{len(chosen)} faces x {len(AGE_GROUPS)} classes, network and FV model"}
 
     def regions(self, root: Path) -> dict:
         from .figures import regions_figure
@@ -169,15 +203,16 @@ class FacesStudy:
         result: dict = {"available": True, "regions": list(FACE_REGIONS), "measure": "positive relevance",
                         "bootstrap": self.settings["bootstrap"], "models": {}}
         n_boot = self.settings["bootstrap"]
-        for task in self.settings["tasks"]:
-            name = model_name(task, "inplane", "random")
+        measured = [(task, model_name(task, "inplane", "random"), task, "dnn") for task in self.settings["tasks"]]
+        measured.append((FISHER_KEY, FISHER_MODEL, FISHER_TASK, "fisher"))
+        for key_, name, task, family in measured:
             paths, labels, faces = self._test_faces(task, "inplane")
             density, mass, scores = face_region_table(_model_dir(root, name),
                                                       [(p, region_path(self.data, p)) for p in paths], REGION_LABELS)
             own = density[np.arange(len(labels)), labels]  # (n, regions): the true class' map
             own_mass = mass[np.arange(len(labels)), labels]
-            entry = {"model": name, "n_faces": len(faces), "classes": list(TASKS[task]),
-                     "by_group": {}, "by_gender": {}}
+            entry = {"model": name, "task": task, "family": family, "n_faces": len(faces),
+                     "classes": list(TASKS[task]), "by_group": {}, "by_gender": {}}
             for key, groups in (("by_group", [AGE_GROUPS.index(truth[f.face_id]["group"]) for f in faces]),
                                 ("by_gender", [truth[f.face_id]["gender"] for f in faces])):
                 groups = np.asarray(groups)
@@ -196,7 +231,7 @@ class FacesStudy:
                                   "not_smiling": smile_bias(mouth[~smiling], inside),
                                   "mouth_density_by_output": {AGE_GROUPS[c]: bootstrap_mean(mouth[smiling, c], n_boot)
                                                               for c in range(len(AGE_GROUPS))}}
-            result["models"][task] = entry
+            result["models"][key_] = entry
         atomic_write_json(out / "regions.json", result)
         regions_figure(result, out / "regions.png")
         smile = result["models"].get("age", {}).get("smile")
@@ -241,13 +276,16 @@ def build_steps(study: FacesStudy) -> list[Step]:
         for init in INITS:
             for align in ALIGNS:
                 add_train(task, align, init)
-    table = tuple(model_name(t, a, i) for t in s["tasks"] for i in INITS for a in ALIGNS)
+    steps.append(Step(FISHER_MODEL, study.train_fisher(),
+                      [f"models/{FISHER_MODEL}"], {**asdict(study.fisher_spec()), "data": s["data_digest"]}, (),
+                      f"{FISHER_TASK} Fisher-vector model, {FISHER_ALIGN} faces"))
+    table = tuple(model_name(t, a, i) for t in s["tasks"] for i in INITS for a in ALIGNS) + (FISHER_MODEL,)
     steps.append(Step("evaluate", study.evaluate, ["evaluate"], {"data": s["data_digest"]}, table,
                       "accuracy tables (preprocessing x initialisation, test-set swapping)"))
-    steps.append(Step("maps", study.maps, ["maps"], {"n": s["map_faces"]}, (model_name("age", "inplane", "random"),),
-                      "LRP maps of every class (Fig. D.4)"))
+    steps.append(Step("maps", study.maps, ["maps"], {"n": s["map_faces"]},
+                      (model_name("age", "inplane", "random"), FISHER_MODEL), "LRP maps of every class (Fig. D.4)"))
     steps.append(Step("regions", study.regions, ["regions"], {"bootstrap": s["bootstrap"]},
-                      tuple(model_name(t, "inplane", "random") for t in s["tasks"]),
+                      tuple(model_name(t, "inplane", "random") for t in s["tasks"]) + (FISHER_MODEL,),
                       "relevance on landmark regions, the smile test"))
     return steps
 
