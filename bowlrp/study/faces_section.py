@@ -20,7 +20,9 @@ from .runner import STEPS_DIR, json_digest
 FACES_DIR = "faces"  # a faces study inside a study folder: STUDY/faces
 FACES_STUDY_FORMAT = "bowlrp.faces-study"  # study.json's "format" of a faces study
 ALIGN_LABELS = {"rotation": "[r] rotation", "inplane": "[i] in-plane", "mixed": "[m] mixed"}
-FIGURES = {"accuracy": "evaluate/accuracy.png", "maps": "maps/maps.png", "regions": "regions/regions.png"}
+FIGURES = {"accuracy": "evaluate/accuracy.png", "maps": "maps/maps.png", "maps_fisher": "maps/maps-fisher.png",
+           "regions": "regions/regions.png"}
+FAMILY_LABELS = {"dnn": "network", "fisher": "Fisher-vector model"}
 
 
 def is_faces_study(meta: dict | None) -> bool:
@@ -57,7 +59,10 @@ def _figure(folder: Path, name: str) -> str | None:
 
 def faces_figures(section: dict) -> list[str]:
     """The figure files the section shows, relative to the faces study folder."""
-    return [FIGURES[name] for name in FIGURES if section.get(name) and section[name].get("figure")]
+    parts = [section.get(name) or {} for name in ("accuracy", "maps", "regions")]
+    parts.append((section.get("maps") or {}).get("fisher") or {})
+    shown = {part.get("figure") for part in parts}
+    return [path for path in FIGURES.values() if f"{FACES_DIR}/{path}" in shown]
 
 
 def collect_faces(folder: Path, meta: dict) -> dict:
@@ -76,15 +81,18 @@ def _accuracy(folder: Path) -> dict | None:
     if result is None:
         return None
     tasks = []
-    for task in dict.fromkeys(r["task"] for r in result["table"]):
-        rows = [r for r in result["table"] if r["task"] == task]
+    networks = [r for r in result["table"] if r.get("family", "dnn") == "dnn"]
+    for task in dict.fromkeys(r["task"] for r in networks):
+        rows = [r for r in networks if r["task"] == task]
         inits = list(dict.fromkeys(r["init"] for r in rows))
         table = [{"align": align, "label": ALIGN_LABELS.get(align, align),
                   "n_images": next(r["n_images"] for r in rows if r["align"] == align),
                   **{init: next((_cell(r) for r in rows if r["align"] == align and r["init"] == init), None)
                      for init in inits}}
                  for align in dict.fromkeys(r["align"] for r in rows)]
-        tasks.append({"task": task, "inits": inits, "rows": table, "one_off": task == "age"})
+        fisher = [{"label": ALIGN_LABELS.get(r["align"], r["align"]), **_cell(r)}
+                  for r in result["table"] if r["task"] == task and r.get("family") == "fisher"]
+        tasks.append({"task": task, "inits": inits, "rows": table, "one_off": task == "age", "fisher": fisher})
     swapping = [{**{k: s[k] for k in ("task", "init", "accuracy", "own_accuracy", "drop", "n_images")},
                  "trained": ALIGN_LABELS.get(s["trained"], s["trained"]),
                  "tested": ALIGN_LABELS.get(s["tested"], s["tested"])} for s in result["swapping"]]
@@ -104,7 +112,13 @@ def _maps(folder: Path) -> dict | None:
         return None
     faces = [{"group": f["group"], "smiling": f.get("smiling"), "top": AGE_GROUPS[int(np.argmax(f["scores"]))]}
              for f in result["faces"]]
-    return {"model": result["model"], "classes": list(AGE_GROUPS), "faces": faces, "figure": _figure(folder, "maps")}
+    fisher = result.get("fisher")
+    if fisher:  # the FV model's maps of the same faces; its tops beside the network's
+        for face, f in zip(faces, fisher["faces"]):
+            face["fisher_top"] = AGE_GROUPS[int(np.argmax(f["scores"]))]
+        fisher = {"model": fisher["model"], "figure": _figure(folder, "maps_fisher")}
+    return {"model": result["model"], "classes": list(AGE_GROUPS), "faces": faces, "figure": _figure(folder, "maps"),
+            "fisher": fisher}
 
 
 def _regions(folder: Path) -> dict | None:
@@ -125,8 +139,9 @@ def _regions(folder: Path) -> dict | None:
             smile = {**smile, "by_output": [{"group": g, "inside": g in smile["inside_classes"],
                                              **smile["mouth_density_by_output"][g]}
                                             for g in AGE_GROUPS if g in smile["mouth_density_by_output"]]}
-        models.append({"task": task, "model": entry["model"], "n_faces": entry["n_faces"], "rows": rows,
-                       "smile": smile})
+        family = entry.get("family", "dnn")
+        models.append({"task": entry.get("task", task), "family": family, "label": FAMILY_LABELS.get(family, family),
+                       "model": entry["model"], "n_faces": entry["n_faces"], "rows": rows, "smile": smile})
     return {"available": True, "regions": regions, "bootstrap": result["bootstrap"], "models": models,
             "figure": _figure(folder, "regions")}
 
