@@ -86,18 +86,18 @@ def _loaded_page(chromium, page: Path, sections) -> list:
 
 
 FACES_FIGURES = {"figures/faces/evaluate/accuracy.png", "figures/faces/maps/maps.png",
-                 "figures/faces/regions/regions.png"}
+                 "figures/faces/maps/maps-fisher.png", "figures/faces/regions/regions.png"}
 
 
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium(quick_study, chromium, tmp_path):
     images = _loaded_page(chromium, quick_study / "report" / "index.html", SECTIONS)
     assert len(images) >= 10
-    # the faces section (the faces study in quick_study/faces) with its three figures, drawn
+    # the faces section (the faces study in quick_study/faces) with its four figures (the FV model's maps among them), drawn
     assert {src for src, _, _ in images if src.startswith("figures/faces/")} == FACES_FIGURES
     faces_images = chromium.execute_script(
         "return Array.from(document.querySelectorAll('#faces img')).map(i => i.naturalWidth);")
-    assert len(faces_images) == 3 and min(faces_images) > 100
+    assert len(faces_images) == len(FACES_FIGURES) and min(faces_images) > 100
     assert "lies above zero" in chromium.find_element("id", "smile-test").text
 
     height = int(chromium.execute_script("return document.body.scrollHeight"))

@@ -45,10 +45,13 @@ def test_the_study_report_shows_the_faces_study_in_its_faces_folder(quick_study)
     accuracy = json.loads((quick_study / FACES_DIR / "evaluate" / "accuracy.json").read_text())
     labels = {"rotation": "[r] rotation", "inplane": "[i] in-plane", "mixed": "[m] mixed"}
     for align, label in labels.items():  # Table 5.2: one row per preprocessing, random then pretrained
-        cells = [r for r in accuracy["table"] if r["task"] == "age" and r["align"] == align]
+        cells = [r for r in accuracy["table"] if r["task"] == "age" and r["align"] == align and r["family"] == "dnn"]
         cells.sort(key=lambda r: ["random", "pretrained"].index(r["init"]))
         expected = "".join(f"<td>{_pct(r['accuracy'])} ({_pct(r['one_off_accuracy'])})</td>" for r in cells)
         assert f'<td class="l">{label}</td>{expected}<td>{cells[0]["n_images"]}</td>' in faces
+    fv = next(r for r in accuracy["table"] if r["family"] == "fisher")  # the Fisher-vector model's own table
+    assert (f'<td class="l">[i] in-plane</td><td>{_pct(fv["accuracy"])} ({_pct(fv["one_off_accuracy"])})</td>'
+            f'<td>{fv["n_images"]}</td>') in faces.split("age: Fisher-vector model", 1)[1]
     for s in accuracy["swapping"]:  # Table 5.3
         row = (f'<td class="l">{labels[s["trained"]]}</td><td class="l">{labels[s["tested"]]}</td>\n'
                f'<td>{_pct(s["accuracy"])}</td><td>{_pct(s["own_accuracy"])}</td><td>{100 * s["drop"]:+.1f}</td>')
@@ -58,7 +61,8 @@ def test_the_study_report_shows_the_faces_study_in_its_faces_folder(quick_study)
     words = re.sub(r"\s+", " ", faces)
     assert f"is {d['mean']:+.2f} on average, with a 95 % interval from {d['lo']:+.2f} to {d['hi']:+.2f}" in words
     assert "the whole interval lies above zero" in words  # the small study's smile test (test_faces_study)
-    for png in ("evaluate/accuracy.png", "maps/maps.png", "regions/regions.png"):
+    assert "age Fisher-vector model, 47 test faces" in words and "The smile test: Fisher-vector model" in words
+    for png in ("evaluate/accuracy.png", "maps/maps.png", "maps/maps-fisher.png", "regions/regions.png"):
         assert f'src="figures/faces/{png}"' in faces
         assert (quick_study / "report" / "figures" / FACES_DIR / png).is_file()
     assert "Faces study: time per step" in html and NOTE not in html
@@ -69,9 +73,11 @@ def test_faces_numbers_come_from_the_json_and_a_faces_study_alone_gets_its_page(
     faces = _copy_faces(small_faces_study, tmp_path / "faces")
     accuracy = json.loads((faces / "evaluate" / "accuracy.json").read_text())
     accuracy["table"][0]["accuracy"] = 0.4321
+    next(r for r in accuracy["table"] if r["family"] == "fisher")["accuracy"] = 0.8761
     (faces / "evaluate" / "accuracy.json").write_text(json.dumps(accuracy))
     regions = json.loads((faces / "regions" / "regions.json").read_text())
     regions["models"]["age"]["smile"]["smiling"]["difference"].update(mean=0.1234, lo=-0.5, hi=0.75)
+    regions["models"]["age-fisher"]["smile"]["smiling"]["difference"].update(mean=-0.4321, lo=-0.9, hi=-0.1)
     (faces / "regions" / "regions.json").write_text(json.dumps(regions))
     assert bowlrp_main(["report", "--study", str(faces)]) == 0
     html = (faces / "report" / "index.html").read_text()
@@ -81,8 +87,12 @@ def test_faces_numbers_come_from_the_json_and_a_faces_study_alone_gets_its_page(
     assert "<td>43.2 % (" in words
     assert "is +0.12 on average, with a 95 % interval from -0.50 to +0.75" in words
     assert "the interval contains zero" in words and "lies above zero" not in words
+    assert "<td>87.6 % (" in words  # the FV row
+    assert "is -0.43 on average, with a 95 % interval from -0.90 to -0.10" in words  # the FV smile test
+    assert "the whole interval lies below zero" in words
     assert "train-age-inplane-random" in html  # the faces study's own steps as the provenance
     assert (faces / "report" / "figures" / FACES_DIR / "maps" / "maps.png").is_file()
+    assert (faces / "report" / "figures" / FACES_DIR / "maps" / "maps-fisher.png").is_file()
 
 
 @pytest.mark.slow
