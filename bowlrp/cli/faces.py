@@ -81,7 +81,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 
     study = actions.add_parser("study", parents=[common], help="the preprocessing x initialisation study, resumable",
                                description="Train age and gender networks for every alignment ([r] rotation, [i] "
-                                           "in-plane, [m] mixed) from random weights and from a checkpoint, evaluate "
+                                           "in-plane, [m] mixed) from random weights and from a checkpoint, and a "
+                                           "Fisher-vector age model on in-plane faces; evaluate "
                                            "them on the held-out fold (Table 5.2 analogue) and on the other "
                                            "alignment (Table 5.3), explain every class of a few faces with LRP "
                                            "(Fig. D.4) and measure relevance on the landmark regions per age group "
