@@ -49,8 +49,8 @@ def small_toyfaces(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_faces_study(small_toyfaces, tmp_path_factory) -> Path:
     """One uninterrupted small faces study (``bowlrp faces study --size small``) of the small toyfaces set
-    (about 35 s on 2 cores), shared by the faces study test and, copied into the quick study's ``faces/``,
-    the report's faces section."""
+    (about 45 s on 2 cores, 10 s of it the FV model), shared by the faces study test and, copied into the
+    quick study's ``faces/``, the report's faces section."""
     import io
 
     from bowlrp.faces.study import run_faces_study
