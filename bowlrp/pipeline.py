@@ -459,9 +459,12 @@ class BowModel(Model):
         """True when every class' machine is decomposed exactly (no root point, no Taylor option)."""
         return all(is_exactly_decomposable(m) for m in self.classifier.estimators_)
 
-    def explain(self, image: np.ndarray, class_name: str, method: BowLrp) -> Explanation:
+    def explain(self, image: np.ndarray | None, class_name: str, method: BowLrp, forward=None) -> Explanation:
+        """:func:`bowlrp.lrp.explain.explain_image` with ``method``; ``forward`` an
+        :func:`~bowlrp.lrp.explain.forward_image` of the image shared by several classes."""
         return explain_image(self, image, class_name, rule=method.rule, bias=method.bias, depth=method.depth,
-                             taylor=method.taylor or DEFAULT_TAYLOR, path_tolerance=method.path_tolerance)
+                             taylor=method.taylor or DEFAULT_TAYLOR, path_tolerance=method.path_tolerance,
+                             forward=forward)
 
     # --- persistence: JSON + npz, no pickle ---------------------------------------------
     def save(self, directory: str | Path) -> None:

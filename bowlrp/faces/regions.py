@@ -52,8 +52,11 @@ def fisher_every_class(model, image: np.ndarray,
     (:class:`bowlrp.pipeline.BowModel`) for one ``(H, W, 3)`` image in [0, 1], its class scores ``(n_classes,)``
     and the relevance each class's SVM bias keeps ``(n_classes,)`` (the map plus it is the score); classes in
     the order of ``classes`` (default the model's)."""
+    from ..lrp.explain import forward_image
+
     method = model.explanation_method()
-    books = [model.explain(image, c, method) for c in (classes or model.class_names)]
+    forward = forward_image(model, image)  # one descriptor extraction and encoding for all classes
+    books = [model.explain(None, c, method, forward) for c in (classes or model.class_names)]
     return (np.stack([e.relevance for e in books]).astype(np.float32),
             np.array([e.score for e in books], np.float64), np.array([e.bias_relevance for e in books], np.float64))
 

@@ -99,9 +99,26 @@ def _(encoder: BowEncoder, values, positions, relevance, rule, per_dimension, fo
     return bow_relevance(encoder, values, positions, relevance, rule)
 
 
-def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule | None = None, bias: str = "keep",
+@dataclass(frozen=True)
+class ImageForward:
+    """One image's forward pass through a BoW/FV model's features, which every class' backward pass reads:
+    its descriptors, each block's forward state (projected descriptors, posteriors) and the feature vector ``x``."""
+
+    descriptors: Any
+    blocks: list
+    x: np.ndarray
+
+
+def forward_image(model, image: np.ndarray) -> ImageForward:
+    """The forward pass of ``image`` (as :func:`explain_image` takes it), to explain several classes from."""
+    descriptors = model.features.descriptors(image)
+    blocks = [block.forward(descriptors) for block in model.features.blocks]
+    return ImageForward(descriptors, blocks, np.concatenate([f.vector for f in blocks]).astype(np.float32))
+
+
+def explain_image(model, image: np.ndarray | None, class_name: str, rule: EncoderRule | None = None, bias: str = "keep",
                   depth: str = "descriptors", reference: np.ndarray | None = None, taylor: str = DEFAULT_TAYLOR,
-                  path_tolerance: float = DEFAULT_PATH_TOLERANCE) -> Explanation:
+                  path_tolerance: float = DEFAULT_PATH_TOLERANCE, forward: ImageForward | None = None) -> Explanation:
     """Explain ``model``'s score for ``class_name`` on one image.
 
     Parameters
@@ -124,6 +141,9 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
         Non-decomposable kernels (exp chi2, RBF): the gradient integrated from the root point to x
         until ``|residual| <= path_tolerance · |f(x)|`` (default), or the first-order expansion at
         the root point (Eq. 2.76). Ignored, and not recorded, for exactly decomposed models.
+    forward : ImageForward, optional
+        The image's :func:`forward_image`, when several classes of one image are explained (``image`` is then
+        not read); by default computed here and freed before the map is drawn.
     """
     machine = model.classifier.estimators_[model.class_index(class_name)]
     exact = is_exactly_decomposable(machine)
@@ -132,9 +152,9 @@ def explain_image(model, image: np.ndarray, class_name: str, rule: EncoderRule |
     by_bins = depth == "bins"
     if by_bins and not features.is_fisher:
         raise BowlrpError(BINS_NEED_FV)  # before the expensive part, not after it
-    descriptors = features.descriptors(image)
-    forward = [block.forward(descriptors) for block in features.blocks]  # kept for the backward steps
-    x = np.concatenate([f.vector for f in forward]).astype(np.float32)
+    passed = forward if forward is not None else forward_image(model, image)  # kept for the backward steps
+    descriptors, forward, x = passed.descriptors, passed.blocks, passed.x
+    passed = None
     taylor_options = {} if exact else {"method": taylor, "path_tolerance": path_tolerance}
     svm = explain_svm(machine, x, bias=bias, reference=reference, **taylor_options)
 
